@@ -1,0 +1,36 @@
+"""Settings read once from the environment into a frozen object, then passed explicitly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("HANGAR_HOME") or Path.home() / ".hangar").expanduser()
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=_default_home)
+    tracking_uri: str | None = None
+    token: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        home = Path(env.get("HANGAR_HOME") or Path.home() / ".hangar").expanduser()
+        return cls(home=home, tracking_uri=env.get("HANGAR_TRACKING_URI"), token=env.get("HANGAR_TOKEN"))
+
+    @property
+    def envs_dir(self) -> Path:
+        return self.home / "envs"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"

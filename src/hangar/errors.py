@@ -1,0 +1,107 @@
+"""One exception tree for all of Hangar.
+
+Every error carries a stable ``error_code`` (what a client can branch on) and the HTTP status a
+server boundary maps it to. Messages say what was wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class HangarError(Exception):
+    """Base of every error Hangar raises on purpose."""
+
+    error_code = "INTERNAL_ERROR"
+    http_status = 500
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict:
+        return {"error_code": self.error_code, "message": self.message}
+
+
+class InvalidArgumentError(HangarError):
+    """A caller passed something Hangar cannot use (bad name, bad option, bad URI)."""
+
+    error_code = "INVALID_PARAMETER_VALUE"
+    http_status = 400
+
+
+class InvalidURIError(InvalidArgumentError):
+    error_code = "INVALID_URI"
+
+
+class SchemaMismatchError(InvalidArgumentError):
+    """Model input or params do not match the model's signature."""
+
+    error_code = "SCHEMA_MISMATCH"
+
+
+class UnknownParamError(SchemaMismatchError):
+    error_code = "UNKNOWN_PARAM"
+
+
+class NotFoundError(HangarError):
+    error_code = "RESOURCE_DOES_NOT_EXIST"
+    http_status = 404
+
+
+class ModelPackageError(HangarError):
+    """A model package on disk is missing, incomplete, corrupt or unreadable."""
+
+    error_code = "INVALID_MODEL_PACKAGE"
+    http_status = 422
+
+
+class CorruptPackageError(ModelPackageError):
+    error_code = "CORRUPT_MODEL_PACKAGE"
+
+
+class UnsupportedFormatError(ModelPackageError):
+    """The manifest was written by a newer Hangar (or names a flavor this install lacks)."""
+
+    error_code = "UNSUPPORTED_MODEL_FORMAT"
+
+
+class MissingDependencyError(HangarError):
+    """An optional library is needed; the message names the extra that installs it."""
+
+    error_code = "MISSING_DEPENDENCY"
+    http_status = 501
+
+
+class StreamingNotSupportedError(InvalidArgumentError):
+    error_code = "STREAMING_NOT_SUPPORTED"
+
+
+class ModelExecutionError(HangarError):
+    """The model's own code failed while predicting."""
+
+    error_code = "MODEL_EXECUTION_ERROR"
+    http_status = 500
+
+
+class EnvironmentBuildError(HangarError):
+    error_code = "ENVIRONMENT_BUILD_FAILED"
+    http_status = 500
+
+
+class UpstreamAPIError(HangarError):
+    """An OpenAI-compatible API that a model calls answered with an error."""
+
+    error_code = "UPSTREAM_API_ERROR"
+    http_status = 502
+
+
+def require(module: str, extra: str):
+    """Import an optional module or raise MissingDependencyError naming the extra to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"This needs the Python package '{module.split('.')[0]}', which is not installed "
+            f"({exc}). Install it with: pip install 'hangar[{extra}]'"
+        ) from None

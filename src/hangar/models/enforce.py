@@ -1,0 +1,228 @@
+"""Check inputs and params against a signature, with safe coercions and precise errors."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from hangar.errors import SchemaMismatchError, UnknownParamError
+from hangar.models.inputs import to_dataframe
+from hangar.models.signature import ParamSchema, Schema, describe_type
+
+_INT_TYPES = ("long", "integer")
+_FLOAT_TYPES = ("double", "float")
+
+
+def _shown(value: Any) -> str:
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        value = value.item()
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_value(value: Any, spec: dict, where: str) -> Any:
+    """Return ``value`` coerced to ``spec`` or raise SchemaMismatchError naming ``where``."""
+    kind = spec["type"]
+    if kind == "any":
+        return value
+    if kind == "string":
+        if isinstance(value, str):
+            return value
+    elif kind in _INT_TYPES:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if _is_numpy_int(value):
+            return int(value)
+    elif kind in _FLOAT_TYPES:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if _is_numpy_number(value):
+            return float(value)
+    elif kind == "boolean":
+        if isinstance(value, bool) or type(value).__name__ == "bool_":
+            return bool(value)
+    elif kind == "binary":
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value)
+    elif kind == "datetime":
+        if isinstance(value, (_dt.datetime, _dt.date)) or type(value).__name__ in ("Timestamp", "datetime64"):
+            return value
+        if isinstance(value, str):
+            try:
+                return _dt.datetime.fromisoformat(value)
+            except ValueError:
+                pass
+    elif kind == "array":
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "ndarray":
+            return [check_value(v, spec["items"], f"{where}[{i}]") for i, v in enumerate(value)]
+    elif kind == "object":
+        if isinstance(value, dict):
+            out = dict(value)
+            for name, sub in spec["properties"].items():
+                if name not in value or value[name] is None:
+                    if sub.get("required", True):
+                        raise SchemaMismatchError(
+                            f"{where} is missing the required field '{name}' ({describe_type(sub)}); "
+                            f"it has fields {sorted(value)}"
+                        )
+                    continue
+                out[name] = check_value(value[name], sub, f"{where}.{name}")
+            return out
+    raise SchemaMismatchError(
+        f"{where} expects {describe_type(spec)} but got {type(value).__name__} {_shown(value)}"
+    )
+
+
+def _is_numpy_int(value) -> bool:
+    return type(value).__module__ == "numpy" and type(value).__name__.startswith(("int", "uint"))
+
+
+def _is_numpy_number(value) -> bool:
+    return type(value).__module__ == "numpy" and type(value).__name__.startswith(("int", "uint", "float"))
+
+
+def _coerce_column(series, col, where: str):
+    import numpy as np
+    import pandas as pd
+
+    kind = col.type["type"]
+    missing = series.isna()
+    if missing.any():
+        if col.required:
+            row = int(np.flatnonzero(missing.to_numpy())[0])
+            raise SchemaMismatchError(
+                f"{where} is required ({describe_type(col.type)}) but row {row} has no value"
+            )
+    dtype_kind = series.dtype.kind
+    if kind in _INT_TYPES and dtype_kind in "iu":
+        return series.astype("int64") if dtype_kind == "u" or series.dtype != np.int64 else series
+    if kind in _FLOAT_TYPES and dtype_kind in "iuf":
+        return series.astype("float64")
+    if kind == "boolean" and dtype_kind == "b":
+        return series
+    if kind == "datetime" and dtype_kind == "M":
+        return series
+    if kind == "datetime" and dtype_kind == "O":
+        try:
+            return pd.to_datetime(series)
+        except (ValueError, TypeError) as exc:
+            raise SchemaMismatchError(f"{where} expects datetime values: {exc}") from None
+    if kind in ("string", "binary", "array", "object", "any", "long", "integer", "double", "float", "boolean"):
+        if dtype_kind not in "OUS" and kind in ("string", "binary", "array", "object"):
+            raise SchemaMismatchError(
+                f"{where} expects {describe_type(col.type)} but got a column of {series.dtype} "
+                f"(first value {_shown(series.iloc[0]) if len(series) else 'none'})"
+            )
+        values = series.tolist()
+        out = []
+        for i, v in enumerate(values):
+            if v is None or (isinstance(v, float) and v != v):
+                out.append(None)
+                continue
+            out.append(check_value(v, col.type, f"{where}, row {i}"))
+        if kind in _INT_TYPES and all(v is not None for v in out):
+            return pd.Series(out, index=series.index, dtype="int64", name=series.name)
+        if kind in _FLOAT_TYPES:
+            return pd.Series(out, index=series.index, dtype="float64", name=series.name)
+        if kind == "boolean" and all(v is not None for v in out):
+            return pd.Series(out, index=series.index, dtype="bool", name=series.name)
+        return pd.Series(out, index=series.index, dtype="object", name=series.name)
+    raise SchemaMismatchError(f"{where} expects {describe_type(col.type)} but got a column of {series.dtype}")
+
+
+def enforce_dataframe(data: Any, schema: Schema | None):
+    """Input as a DataFrame holding the schema's columns, each coerced to its type."""
+    df = to_dataframe(data)
+    if schema is None or not schema.columns:
+        return df
+    if schema.is_named:
+        present = [str(c) for c in df.columns]
+        if len(schema.columns) == 1 and list(df.columns) == [0]:
+            df = df.rename(columns={0: schema.columns[0].name})
+            present = [schema.columns[0].name]
+        missing = [c.name for c in schema.columns if c.required and c.name not in present]
+        if missing:
+            expected = ", ".join(f"'{c.name}' ({describe_type(c.type)})" for c in schema.columns)
+            raise SchemaMismatchError(
+                f"The input is missing column(s) {missing}. The model expects {expected}; "
+                f"the input has {present}"
+            )
+        df = df.rename(columns={c: str(c) for c in df.columns})
+        out = {}
+        for col in schema.columns:
+            if col.name not in df.columns:
+                continue
+            out[col.name] = _coerce_column(df[col.name], col, f"Input column '{col.name}'")
+        import pandas as pd
+
+        return pd.DataFrame(out, index=df.index)
+    if len(df.columns) != len(schema.columns):
+        raise SchemaMismatchError(
+            f"The model expects {len(schema.columns)} unnamed column(s) "
+            f"({', '.join(describe_type(c.type) for c in schema.columns)}) but the input has "
+            f"{len(df.columns)}: {list(df.columns)}"
+        )
+    import pandas as pd
+
+    cols = {}
+    for i, (name, col) in enumerate(zip(df.columns, schema.columns)):
+        cols[name] = _coerce_column(df[name], col, f"Input column {i}")
+    return pd.DataFrame(cols, index=df.index)
+
+
+def enforce_payload(data: Any, schema: Schema | None):
+    """A request payload (or a list of them) checked field by field; extra fields pass through."""
+    if isinstance(data, list) and data and all(isinstance(d, dict) for d in data):
+        return [enforce_payload(d, schema) for d in data]
+    if not isinstance(data, dict):
+        expected = f"with fields {schema.names}" if schema is not None else ""
+        raise SchemaMismatchError(
+            f"This model takes a JSON object {expected} (for example "
+            f"{{'messages': [{{'role': 'user', 'content': 'hi'}}]}}), got {type(data).__name__} {_shown(data)}"
+        )
+    if schema is None:
+        return data
+    out = dict(data)
+    for col in schema.columns:
+        if col.name not in data or data[col.name] is None:
+            if col.required:
+                raise SchemaMismatchError(
+                    f"The input is missing the required field '{col.name}' ({describe_type(col.type)}); "
+                    f"it has fields {sorted(data)}"
+                )
+            continue
+        out[col.name] = check_value(data[col.name], col.type, f"Input field '{col.name}'")
+    return out
+
+
+def enforce_params(params: dict | None, schema: ParamSchema | None) -> dict | None:
+    """Params with defaults filled in; unknown names and wrong types are errors."""
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise SchemaMismatchError(f"params must be a dict of name to value, got {type(params).__name__}")
+    if schema is None:
+        if params:
+            raise UnknownParamError(
+                f"This model accepts no params, but got {sorted(params)}. Save the model with a "
+                "signature that declares them (infer_signature(..., params={...}))"
+            )
+        return None
+    known = {p.name for p in schema.params}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise UnknownParamError(f"Unknown param(s) {unknown}; this model accepts {sorted(known)}")
+    out = {}
+    for spec in schema.params:
+        if spec.name not in params or params[spec.name] is None:
+            out[spec.name] = spec.default
+            continue
+        value = params[spec.name]
+        where = f"Param '{spec.name}'"
+        if spec.shape is not None:
+            if not isinstance(value, (list, tuple)):
+                raise SchemaMismatchError(f"{where} expects a list of {spec.type} but got {_shown(value)}")
+            out[spec.name] = [check_value(v, {"type": spec.type}, f"{where}[{i}]") for i, v in enumerate(value)]
+        else:
+            out[spec.name] = check_value(value, {"type": spec.type}, where)
+    return out
