@@ -1,0 +1,59 @@
+"""Entry point of the ``hangar`` command. Each noun lives in its own module."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from hangar.__about__ import __version__
+
+# noun -> module:attribute of its click group or command
+_COMMANDS = {
+    "env": "hangar.cli.env:env",
+    "models": "hangar.cli.models:models",
+    "demo": "hangar.cli.demo:demo",
+}
+
+
+class _LazyGroup(click.Group):
+    """Imports a noun's module only when that noun is used (keeps `hangar --help` fast)."""
+
+    def list_commands(self, ctx):
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = _COMMANDS.get(name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=_LazyGroup)
+@click.version_option(__version__, prog_name="hangar")
+def cli():
+    """Hangar: package, track, register, govern, deploy and monitor models."""
+
+
+def main(argv=None):
+    from hangar.errors import HangarError
+
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except HangarError as exc:
+        click.echo(f"Error [{exc.error_code}]: {exc.message}", err=True)
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
