@@ -134,9 +134,13 @@ class _on_path:
 
 
 class _Loaded:
-    def __init__(self, model, context: PythonModelContext):
+    """Adapts the user's object to the flavor contract. A list of payloads reaches a
+    payload-mode PythonModel one payload at a time, as MLflow users' classes expect."""
+
+    def __init__(self, model, context: PythonModelContext, payload_mode: bool = False):
         self.model = model
         self.context = context
+        self.payload_mode = payload_mode
         self._takes_params = "params" in inspect.signature(model.predict).parameters
         if overrides_stream(model) or (not isinstance(model, PythonModel) and hasattr(model, "predict_stream")):
             self.predict_stream = self._predict_stream
@@ -145,6 +149,11 @@ class _Loaded:
         return self.model
 
     def predict(self, model_input, params=None):
+        if self.payload_mode and isinstance(model_input, list):
+            return [self._predict_one(p, params) for p in model_input]
+        return self._predict_one(model_input, params)
+
+    def _predict_one(self, model_input, params):
         if self._takes_params:
             return self.model.predict(self.context, model_input, params=params)
         return self.model.predict(self.context, model_input)
@@ -179,7 +188,7 @@ def _load_pyfunc(path: Path, manifest) -> _Loaded:
     )
     if hasattr(model, "load_context"):
         model.load_context(context)
-    return _Loaded(model, context)
+    return _Loaded(model, context, payload_mode=conf.get("input_mode") == "payload")
 
 
 def load_model(path, manifest=None):

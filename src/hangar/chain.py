@@ -1,0 +1,5 @@
+"""``hangar.chain``: compose packages, prompts, Python functions and parsers into one package."""
+
+from hangar.models.flavors.chain import Model, Parser, Prompt, Python, load_model, save_model
+
+__all__ = ["Model", "Parser", "Prompt", "Python", "load_model", "save_model"]
