@@ -47,7 +47,7 @@ def save_model(path, python_model, *, artifacts: dict[str, str] | None = None, i
             (w.dir / PICKLE_FILE).write_bytes(data)
             conf["python_model"] = PICKLE_FILE
             conf["cloudpickle_version"] = cloudpickle.__version__
-            modules |= modules_in_pickle(data)
+            modules |= modules_in_pickle(data) | {"cloudpickle"}
         local = set()
         for code in code_paths or []:
             code = Path(code)
