@@ -1,0 +1,69 @@
+"""The command line: tables, JSON output, and clear errors instead of tracebacks."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import hangar.pyfunc as hp
+from hangar.cli.main import main
+
+
+class Len(hp.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return [len(s) for s in model_input.iloc[:, 0]]
+
+
+@pytest.fixture
+def pkg(tmp_path):
+    return hp.save_model(tmp_path / "m", Len(), input_example=["abc"])
+
+
+def run(capsys, *argv):
+    with pytest.raises(SystemExit) as exit_:
+        main(list(argv))
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return exit_.value.code or 0, out.out, out.err
+
+
+def test_predict_prints_json(capsys, pkg):
+    code, out, _ = run(capsys, "models", "predict", str(pkg), "--input", '["hello", "hi"]')
+    assert code == 0 and json.loads(out) == [5, 2]
+
+
+def test_predict_from_file(capsys, pkg, tmp_path):
+    f = tmp_path / "in.json"
+    f.write_text('[{"0": "abcd"}]')
+    code, out, _ = run(capsys, "models", "predict", str(pkg), "--input", f"@{f}")
+    assert code == 0 and json.loads(out) == [4]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--input", "{nope"], "--input is not valid JSON"),
+    (["--input", "[1, 2]"], "expects string"),
+    (["--input", '["x"]', "--params", '{"k": 1}'], "accepts no params"),
+])
+def test_bad_input_gives_clear_error_not_traceback(capsys, pkg, args, message):
+    code, out, err = run(capsys, "models", "predict", str(pkg), *args)
+    assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_missing_package(capsys, tmp_path):
+    code, _, err = run(capsys, "models", "verify", str(tmp_path / "nope"))
+    assert code == 1 and "does not exist" in err
+
+
+def test_verify_and_inspect(capsys, pkg):
+    code, out, _ = run(capsys, "models", "verify", str(pkg))
+    assert code == 0 and "files match" in out
+    code, out, _ = run(capsys, "models", "inspect", str(pkg))
+    assert code == 0 and "python_function" in out and "signature" in out
+
+
+def test_console_script_help():
+    out = subprocess.run([sys.executable, "-m", "hangar.cli.main", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    for noun in ("demo", "env", "models"):
+        assert noun in out.stdout
