@@ -71,6 +71,13 @@ class MissingDependencyError(HangarError):
     http_status = 501
 
 
+class MissingCredentialError(HangarError):
+    """A secret a model needs (an API key) is not in the environment variable it names."""
+
+    error_code = "MISSING_CREDENTIAL"
+    http_status = 503
+
+
 class StreamingNotSupportedError(InvalidArgumentError):
     error_code = "STREAMING_NOT_SUPPORTED"
 

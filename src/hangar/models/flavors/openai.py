@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from hangar.errors import (
     InvalidArgumentError,
-    MissingDependencyError,
+    MissingCredentialError,
     ModelPackageError,
     SchemaMismatchError,
     StreamingNotSupportedError,
@@ -239,7 +239,7 @@ class OpenAIModel:
     def __init__(self, settings: OpenAISettings, client: Any, secrets: tuple[str, ...] = ()):
         self.settings = settings
         self.client = client
-        self._secrets = tuple(s for s in secrets if s)
+        self._secrets = tuple(s for s in secrets if s and len(s) >= 8)  # short values would mangle text
 
     @property
     def model(self) -> str:
@@ -415,7 +415,7 @@ def _read_env(name: str, what: str) -> str:
 
     value = os.environ.get(name)
     if not value:
-        raise MissingDependencyError(
+        raise MissingCredentialError(
             f"This model needs {what} in the environment variable {name}, which is not set. "
             f"Set {name} before loading the model (the key is never stored in the package)"
         )
