@@ -236,7 +236,7 @@ def test_missing_env_var_is_a_clear_error_at_load(save, monkeypatch):
     with pytest.raises(MissingCredentialError) as info:
         hangar.pyfunc.load_model(path)
     assert ENV in str(info.value)
-    assert info.value.error_code == "MISSING_DEPENDENCY"
+    assert info.value.error_code == "MISSING_CREDENTIAL"
 
 
 def test_wrong_key_is_upstream_error_without_the_key(save, srv, monkeypatch):
