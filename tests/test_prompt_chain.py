@@ -161,3 +161,22 @@ def test_chain_requirements_are_the_union(tmp_path, chat_pkg):
     reqs = (path / "requirements.txt").read_text().split()
     assert any(r.startswith("cloudpickle==") for r in reqs)  # from the referenced model
     assert reqs[0].startswith("hangar==")
+
+
+def test_prompt_targeting_an_openai_compatible_endpoint(tmp_path, monkeypatch):
+    from hangar.testing.openai_server import run_openai_server
+
+    monkeypatch.setenv("DEMO_KEY", "sk-test-secret-value")
+    with run_openai_server(api_key="sk-test-secret-value") as server:
+        path = hpr.save_model(tmp_path / "p", "You answer questions about {{topic}}.", defaults={"topic": "boats"},
+                              task="llm/v1/chat", target={"model": "hangar-test-chat", "base_url": server.base_url,
+                                                          "api_key_env": "DEMO_KEY"})
+        assert (path / "target" / "MLmodel").is_file()
+        for f in path.rglob("*"):
+            if f.is_file():
+                assert b"sk-test-secret-value" not in f.read_bytes()
+        p = hp.load_model(path)
+        assert answer(p.predict(CHAT)) == "echo: hello"
+        sent = server.requests[-1].body["messages"]
+        assert sent[0] == {"role": "system", "content": "You answer questions about boats."}
+        assert "".join(c.get("delta", "") for c in p.predict_stream(CHAT)) == "echo: hello"
