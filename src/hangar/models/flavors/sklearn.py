@@ -94,9 +94,13 @@ def _infer_signature(sk_model, predict_fn: str, input_example: Any):
 
 
 def _call(sk_model, predict_fn: str, df):
-    """Call the estimator the way it was fitted: by column name if it knows names, else by position."""
+    """Call the estimator the way it was fitted: by column name if it knows names, else by
+    position; one column for a model fitted on a 1-d input (a text pipeline) goes in as 1-d."""
     if getattr(sk_model, "feature_names_in_", None) is None and hasattr(df, "to_numpy"):
-        df = df.to_numpy()
+        if df.shape[1] == 1 and getattr(sk_model, "n_features_in_", None) is None:
+            df = df.iloc[:, 0].to_numpy()
+        else:
+            df = df.to_numpy()
     return getattr(sk_model, predict_fn)(df)
 
 
