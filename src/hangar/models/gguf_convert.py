@@ -23,8 +23,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hangar.errors import MissingDependencyError, UnsupportedFormatError, require
 
@@ -301,9 +302,19 @@ def _llama_config(meta: _Metadata, tensors: dict, dtype: str):
             "factor": float(meta.get(f"{a}.rope.scaling.factor")),
         }
     config = LlamaConfig(**kwargs)
-    config.dtype = dtype  # transformers >= 4.56 name
-    config.torch_dtype = dtype  # older name, harmless on newer releases
+    if _transformers_version() >= (4, 56):
+        config.dtype = dtype
+    else:  # the attribute's name before transformers 4.56
+        config.torch_dtype = dtype
     return config
+
+
+def _transformers_version() -> tuple[int, int]:
+    import transformers
+    from packaging.version import Version
+
+    release = Version(transformers.__version__).release
+    return (release + (0, 0))[:2]
 
 
 def _reverse_llama_permute(weights, n_head: int):
@@ -349,6 +360,8 @@ def _dequantize_state_dict(reader, config, report: ProgressCallback, torch_dtype
         elif permute == "k":
             weights = _reverse_llama_permute(weights, n_kv)
         array = np.ascontiguousarray(weights, dtype=np.float32)
+        if not array.flags.writeable:  # F32 tensors come back as read-only views of the file
+            array = array.copy()
         state_dict[hf_name] = torch.from_numpy(array).to(torch_dtype)
         if i % 16 == 0:
             report("dequantizing tensors", 0.05 + 0.75 * (i + 1) / total)

@@ -314,10 +314,10 @@ def build_tiny_sentence_transformer(path) -> Path:
         bert.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         transformer = Transformer(str(staging), max_seq_length=128)
-        dim_fn = getattr(transformer, "get_embedding_dimension", None) or getattr(
-            transformer, "get_word_embedding_dimension"
-        )
-        pooling = Pooling(dim_fn(), "mean")
+        # sentence-transformers >= 6 renamed get_word_embedding_dimension
+        dim_fn = getattr(transformer, "get_embedding_dimension", None)
+        dim = dim_fn() if dim_fn is not None else transformer.get_word_embedding_dimension()
+        pooling = Pooling(dim, "mean")
         st_model = SentenceTransformer(modules=[transformer, pooling], device="cpu")
         st_model.save(str(out))
     finally:
