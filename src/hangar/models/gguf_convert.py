@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hangar.errors import MissingDependencyError, UnsupportedFormatError, require
+from hangar.errors import InvalidArgumentError, MissingDependencyError, NotFoundError, UnsupportedFormatError, require
 
 __all__ = ["SMOLLM2_GGUF_FILENAME", "convert_gguf_to_transformers", "find_smollm2_gguf"]
 
@@ -123,7 +123,7 @@ def convert_gguf_to_transformers(
 
     ``progress``, if given, is called as ``progress(stage, fraction)``.
 
-    If ``out_dir`` already holds a directory, ``FileExistsError`` is raised unless
+    If ``out_dir`` already holds a directory, ``InvalidArgumentError`` is raised unless
     ``overwrite=True``. The write is atomic: a temporary sibling directory is renamed into place.
     Returns ``out_dir`` as a :class:`~pathlib.Path`.
     """
@@ -134,14 +134,14 @@ def convert_gguf_to_transformers(
 
     src = Path(gguf_path)
     if not src.is_file():
-        raise FileNotFoundError(f"GGUF file not found: {src}")
+        raise NotFoundError(f"GGUF file not found: {src}")
     out = Path(out_dir)
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(
+        raise InvalidArgumentError(
             f"{out} already exists; pass overwrite=True to replace it, or choose another directory"
         )
     if dtype not in ("float32", "bfloat16", "float16"):
-        raise ValueError(f"dtype must be 'float32', 'bfloat16' or 'float16', not {dtype!r}")
+        raise InvalidArgumentError(f"dtype must be 'float32', 'bfloat16' or 'float16', not {dtype!r}")
 
     report = progress or (lambda stage, fraction: None)
     started = time.perf_counter()
@@ -176,7 +176,7 @@ def _move_into_place(tmp: Path, out: Path, *, overwrite: bool) -> None:
         if not out.exists():
             raise
         if not overwrite:
-            raise FileExistsError(f"{out} appeared while converting; not replacing it") from None
+            raise InvalidArgumentError(f"{out} appeared while converting; not replacing it") from None
     old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
     os.replace(out, old / "previous")
     try:
