@@ -151,3 +151,32 @@ def test_import_hangar_is_light():
     code = "import sys, hangar; print(','.join(m for m in ('pandas', 'numpy', 'yaml', 'torch', 'transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == ""
+
+
+def test_list_type_hint_gets_a_plain_list_without_pandas(tmp_path):
+    sys.path.insert(0, str(ASSETS))
+    from hinted_model import HintedLen
+
+    path = hp.save_model(tmp_path / "m", HintedLen(), input_example=["abc"])
+    model = hp.load_model(path)
+    assert model.input_mode == "list"
+    assert model.predict(["hello", "hi"]) == [5, 2]
+    assert model.predict(pd.DataFrame({"t": ["abcd"]})) == [4]
+    with pytest.raises(SchemaMismatchError, match=r"row 1 expects string but got int"):
+        model.predict(["ok", 3])
+    code = (f"import sys; sys.path.insert(0, {str(ASSETS)!r}); import hangar.pyfunc as hp; "
+            f"print(hp.load_model({str(path)!r}).predict(['abc'])); print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[3]", "False"]
+
+
+def test_list_type_hint_with_named_columns_gets_row_dicts(tmp_path):
+    class Rows(hp.PythonModel):
+        def predict(self, context, model_input: list[dict], params=None):
+            return [r["a"] + r["b"] for r in model_input]
+
+    model = hp.load_model(hp.save_model(tmp_path / "m", Rows(), input_example=[{"a": 1, "b": 2.5}]))
+    assert model.predict({"a": [1, 2], "b": [1.0, 2.0]}) == [2.0, 4.0]
+    with pytest.raises(SchemaMismatchError, match="missing the required field 'b'"):
+        model.predict([{"a": 1}])

@@ -170,6 +170,59 @@ def enforce_dataframe(data: Any, schema: Schema | None):
     return pd.DataFrame(cols, index=df.index)
 
 
+def _rows_of(data: Any) -> list:
+    """Tabular input as a plain list: values for one column, dicts (records) for several."""
+    if hasattr(data, "columns") and hasattr(data, "to_dict"):
+        if len(data.columns) == 1:
+            return data.iloc[:, 0].tolist()
+        return data.to_dict(orient="records")
+    if type(data).__module__.startswith("pyarrow"):
+        return _rows_of(data.to_pandas())
+    if isinstance(data, (str, bytes)):
+        return [data]
+    if isinstance(data, dict):
+        columns = list(data.values())
+        if columns and all(isinstance(v, (list, tuple)) for v in columns):
+            if len({len(v) for v in columns}) > 1:
+                raise SchemaMismatchError("The input dict of columns has columns of different lengths")
+            names = list(data)
+            return [dict(zip(names, row)) for row in zip(*columns)] if len(names) > 1 else list(columns[0])
+        return [data]
+    if isinstance(data, (list, tuple)):
+        return list(data)
+    if hasattr(data, "tolist"):
+        return data.tolist()
+    raise SchemaMismatchError(
+        f"This model takes a list (of values or of row dicts); got {type(data).__name__}"
+    )
+
+
+def enforce_list(data: Any, schema: Schema | None) -> list:
+    """Input as a plain Python list, for models whose ``predict`` is annotated ``list[...]``.
+
+    No pandas on this path: a list of strings is checked value by value.
+    """
+    rows = _rows_of(data)
+    if schema is None or not schema.columns:
+        return rows
+    if len(schema.columns) == 1:
+        col = schema.columns[0]
+        where = f"Input column '{col.name}'" if col.name is not None else "Input column 0"
+        out = []
+        for i, v in enumerate(rows):
+            if isinstance(v, dict) and col.name is not None and col.type["type"] != "object":
+                v = v.get(col.name)
+            if v is None:
+                if col.required:
+                    raise SchemaMismatchError(f"{where} is required ({describe_type(col.type)}) but row {i} has no value")
+                out.append(None)
+                continue
+            out.append(check_value(v, col.type, f"{where}, row {i}"))
+        return out
+    spec = {"type": "object", "properties": {c.name: dict(c.type, required=c.required) for c in schema.columns}}
+    return [check_value(r, spec, f"Input row {i}") for i, r in enumerate(rows)]
+
+
 def enforce_payload(data: Any, schema: Schema | None):
     """A request payload (or a list of them) checked field by field; extra fields pass through."""
     if isinstance(data, list) and data and all(isinstance(d, dict) for d in data):

@@ -14,7 +14,7 @@ from hangar.errors import (
     StreamingNotSupportedError,
     UnsupportedFormatError,
 )
-from hangar.models.enforce import enforce_dataframe, enforce_params, enforce_payload
+from hangar.models.enforce import enforce_dataframe, enforce_list, enforce_params, enforce_payload
 from hangar.models.inputs import LLM_TASKS
 from hangar.models.manifest import PYFUNC, Manifest
 from hangar.models.package import open_package, read_input_example
@@ -60,6 +60,8 @@ class PyFuncModel:
         inputs = sig.inputs if sig is not None else None
         if self.input_mode == "payload":
             data = enforce_payload(data, inputs)
+        elif self.input_mode == "list":
+            data = enforce_list(data, inputs)
         else:
             data = enforce_dataframe(data, inputs)
         params = enforce_params(params, sig.params if sig is not None else None)

@@ -64,10 +64,8 @@ def save_model(path, python_model, *, artifacts: dict[str, str] | None = None, i
                 conf["artifacts"][name] = rel
         if model_config:
             conf["model_config"] = model_config
-        if instance is None:
-            streamable = _code_model_streams(w.dir / CODE_FILE, w.dir / CODE_DIR if code_paths else None)
-        else:
-            streamable = overrides_stream(instance)
+        obj = instance if instance is not None else _run_code_model(w.dir / CODE_FILE, w.dir / CODE_DIR if code_paths else None)
+        streamable = overrides_stream(obj) if isinstance(obj, PythonModel) else hasattr(obj, "predict_stream")
         modules.discard("hangar")
         reqs = requirements_for_modules(modules, skip=local)
         payload = describe_package(
@@ -75,8 +73,26 @@ def save_model(path, python_model, *, artifacts: dict[str, str] | None = None, i
             pip_requirements=pip_requirements, extra_pip_requirements=extra_pip_requirements,
             metadata=metadata,
         )
-        w.add_pyfunc(__name__, streamable=streamable, input_mode="payload" if payload else "dataframe", **conf)
+        mode = "payload" if payload else "list" if _takes_list(obj) else "dataframe"
+        w.add_pyfunc(__name__, streamable=streamable, input_mode=mode, **conf)
     return w.path
+
+
+def _takes_list(model) -> bool:
+    """MLflow-style type hints: ``predict(self, context, model_input: list[str], ...)`` gets a
+    plain list instead of a DataFrame (and the call never imports pandas)."""
+    import typing
+
+    fn = model.fn if isinstance(model, _CallableModel) else getattr(type(model), "predict", None)
+    if fn is None:
+        return False
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        return False
+    params = [p for p in inspect.signature(fn).parameters if p not in ("self", "context")]
+    hint = hints.get(params[0]) if params else None
+    return (typing.get_origin(hint) or hint) is list
 
 
 def _local_artifact(src: str) -> Path:
@@ -87,10 +103,10 @@ def _local_artifact(src: str) -> Path:
     return Path(str(src).removeprefix("file://"))
 
 
-def _code_model_streams(code_file: Path, code_dir: Path | None) -> bool:
+def _run_code_model(code_file: Path, code_dir: Path | None):
     with _on_path(code_dir):
         obj = run_model_code(code_file)
-    return overrides_stream(obj) if isinstance(obj, PythonModel) else hasattr(obj, "predict_stream")
+    return obj if hasattr(obj, "predict") or not callable(obj) else _CallableModel(obj)
 
 
 class _CallableModel(PythonModel):

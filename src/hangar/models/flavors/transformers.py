@@ -42,14 +42,23 @@ _TASKS_FOR_PIPELINE = {TEXT_GENERATION: (CHAT, COMPLETIONS), FEATURE_EXTRACTION:
 
 DEFAULT_MAX_NEW_TOKENS = 128
 _EMBED_BATCH = 32
-_DEFAULT = object()  # ``task`` not given: pick the natural task for the pipeline
+
+
+class _DefaultTask:
+    """``task`` left out: the natural task of the pipeline (``task=None`` means the table view)."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT_TASK"
+
+
+DEFAULT_TASK = _DefaultTask()
 
 
 # ------------------------------------------------------------------------------------------
 # Saving
 # ------------------------------------------------------------------------------------------
 
-def save_model(path, model, *, task=_DEFAULT, tokenizer=None, pipeline_task: str | None = None,
+def save_model(path, model, *, task=DEFAULT_TASK, tokenizer=None, pipeline_task: str | None = None,
                generation_params: dict | None = None, signature=None, input_example: Any = None,
                pip_requirements=None, extra_pip_requirements=None, metadata: dict | None = None):
     """Save a transformers ``Pipeline``, a ``(model, tokenizer)`` pair or a local model directory.
@@ -167,7 +176,7 @@ def _auto_class(transformers, ptask: str):
 
 def _resolve_task(task, ptask: str, tok) -> str | None:
     has_template = bool(getattr(tok, "chat_template", None))
-    if task is _DEFAULT:
+    if task is DEFAULT_TASK:
         if ptask == TEXT_GENERATION:
             return CHAT if has_template else COMPLETIONS
         return EMBEDDINGS if ptask == FEATURE_EXTRACTION else None
@@ -451,11 +460,11 @@ def _generate_kwargs(model, tokenizer, settings: dict) -> dict:
         config.min_p = None
     if config.pad_token_id is None:
         config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    kwargs: dict[str, Any] = {"generation_config": config, **settings["extra"]}
     if settings["stop"]:
-        kwargs["stop_strings"] = settings["stop"]
-        kwargs["tokenizer"] = tokenizer
-    return kwargs
+        config.stop_strings = list(settings["stop"])
+    for name, value in settings["extra"].items():  # other generate options saved with the model
+        setattr(config, name, value)
+    return {"generation_config": config, "tokenizer": tokenizer}
 
 
 def _eos_ids(model, tokenizer) -> set[int]:
