@@ -59,10 +59,12 @@ def _module_to_dists() -> dict[str, list[str]]:
 
 
 def _installed_version(dist: str) -> str | None:
+    """The installed version without a local label (``2.4.0+cpu`` → ``2.4.0``): a local build
+    such as a CPU-only torch wheel is not on any index, but its public version is."""
     import importlib.metadata as md
 
     try:
-        return md.version(dist)
+        return md.version(dist).split("+", 1)[0]
     except md.PackageNotFoundError:
         return None
 

@@ -14,6 +14,7 @@ from typing import Any
 from hangar.errors import InvalidArgumentError, ModelPackageError, SchemaMismatchError, require
 from hangar.models import llm_payloads as llm
 from hangar.models.common import describe_package
+from hangar.models.environment import pin
 from hangar.models.package import PackageWriter
 
 FLAVOR_NAME = "sentence_transformers"
@@ -62,7 +63,7 @@ def save_model(path, model, *, task=DEFAULT_TASK, signature=None, input_example:
             model.save(str(w.dir / MODEL_DIR))
         payload = describe_package(
             w, task=task, signature=signature, input_example=input_example,
-            requirements=_pins("sentence-transformers", "transformers", "torch", "safetensors", "tokenizers"),
+            requirements=pin("sentence-transformers", "transformers", "torch", "safetensors", "tokenizers"),
             pip_requirements=pip_requirements, extra_pip_requirements=extra_pip_requirements,
             metadata=metadata,
         )
@@ -102,11 +103,6 @@ def _model_name(model, source: Path | None) -> str:
     name = getattr(card, "model_id", None) or getattr(card, "base_model", None) or (source.name if source else "")
     return Path(str(name)).name or "hangar"
 
-
-def _pins(*dists: str) -> list[str]:
-    from hangar.models.environment import pin
-
-    return [p.split("+", 1)[0] for p in pin(*dists)]
 
 
 # ------------------------------------------------------------------------------------------

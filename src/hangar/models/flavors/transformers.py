@@ -24,6 +24,7 @@ from typing import Any, Iterator
 from hangar.errors import HangarError, InvalidArgumentError, ModelExecutionError, SchemaMismatchError, require
 from hangar.models import llm_payloads as llm
 from hangar.models.common import describe_package
+from hangar.models.environment import pin
 from hangar.models.package import PackageWriter
 
 FLAVOR_NAME = "transformers"
@@ -82,16 +83,13 @@ def save_model(path, model, *, task=DEFAULT_TASK, tokenizer=None, pipeline_task:
             raise InvalidArgumentError(f"Could not save the model as safetensors: {type(exc).__name__}: {exc}") from exc
         payload = describe_package(
             w, task=task, signature=signature, input_example=input_example,
-            requirements=_pins("transformers", "torch", "safetensors", "tokenizers"),
+            requirements=pin("transformers", "torch", "safetensors", "tokenizers"),
             pip_requirements=pip_requirements, extra_pip_requirements=extra_pip_requirements,
             metadata=metadata,
         )
         if payload != (task is not None):
-            raise InvalidArgumentError(
-                "input_example does not match the task: pass an OpenAI-style payload dict for "
-                f"{task} or table-shaped rows for task=None"
-                if task else "input_example is a nested payload but task=None takes table rows (a text column)"
-            )
+            wanted = f"an OpenAI-style payload dict for {task}" if task else "table rows (a text column)"
+            raise InvalidArgumentError(f"input_example does not fit the task: pass {wanted}")
         transformers = require("transformers", EXTRA)
         w.add_flavor(
             FLAVOR_NAME, data=MODEL_DIR, pipeline_task=ptask, model_class=type(hf_model).__name__,
@@ -219,26 +217,26 @@ def _default_signature(task, ptask, gen, input_example):
         inputs = Schema([ColSpec({"type": "string"}, name="prompt" if ptask == TEXT_GENERATION else "text")])
     params = None
     if gen is not None:
-        temperature = float(gen.get("temperature", 1.0) if gen.get("do_sample") else gen.get("temperature", 0.0))
         params = ParamSchema([
             ParamSpec("max_tokens", "long", int(gen["max_new_tokens"])),
-            ParamSpec("temperature", "double", temperature),
+            ParamSpec("temperature", "double", _default_temperature(gen)),
             ParamSpec("top_p", "double", float(gen.get("top_p", 1.0))),
             ParamSpec("stop", "string", None, shape=(-1,)),
         ])
     return ModelSignature(inputs=inputs, params=params)
 
 
+def _default_temperature(gen: dict) -> float:
+    """Greedy (0) unless the saved generation params sample."""
+    if gen.get("do_sample") is False:
+        return 0.0
+    return float(gen.get("temperature", 1.0 if gen.get("do_sample") else 0.0))
+
+
 def _model_name(hf_model) -> str:
     name = str(getattr(hf_model.config, "_name_or_path", "") or getattr(hf_model, "name_or_path", "") or "")
     return Path(name).name or "hangar"
 
-
-def _pins(*dists: str) -> list[str]:
-    """Pinned requirements without local version labels (``torch==2.4.0+cpu`` → ``torch==2.4.0``)."""
-    from hangar.models.environment import pin
-
-    return [p.split("+", 1)[0] for p in pin(*dists)]
 
 
 # ------------------------------------------------------------------------------------------
@@ -419,7 +417,7 @@ class _PipelineModel:
 def _settings(defaults: dict, params: dict | None, payload: dict) -> dict:
     """Effective generation settings: flavor defaults < params < fields of the request payload."""
     settings = {"max_tokens": defaults.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS),
-                "temperature": defaults.get("temperature", 1.0) if defaults.get("do_sample") else 0.0,
+                "temperature": _default_temperature(defaults),
                 "top_p": defaults.get("top_p", 1.0), "stop": None}
     for source in (params or {}, payload):
         for name in ("max_tokens", "temperature", "top_p", "stop"):
