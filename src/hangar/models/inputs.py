@@ -75,3 +75,21 @@ def to_dataframe(data: Any):
         f"Unsupported input of type {type(data).__name__}; pass a pandas DataFrame, a list of dicts, "
         "a list of values, a dict of columns, a pyarrow Table or an OpenAI-style payload dict"
     )
+
+
+def text_column(df, preferred: str = "text") -> list[str]:
+    """The strings of the ``preferred`` column, or of the only column, of a DataFrame."""
+    from hangar.errors import SchemaMismatchError
+
+    cols = list(df.columns)
+    if preferred in cols:
+        col = preferred
+    elif len(cols) == 1:
+        col = cols[0]
+    else:
+        raise SchemaMismatchError(f"Expected a '{preferred}' column (or a single string column), got columns {cols}")
+    values = df[col].tolist()
+    bad = next((i for i, v in enumerate(values) if not isinstance(v, str)), None)
+    if bad is not None:
+        raise SchemaMismatchError(f"Column '{col}' row {bad} is not a string: {values[bad]!r}")
+    return values

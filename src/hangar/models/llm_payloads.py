@@ -106,3 +106,15 @@ def as_batch(model_input: Any) -> tuple[list, bool]:
     if isinstance(model_input, list):
         return model_input, False
     return [model_input], True
+
+
+def embedding_texts(value: Any) -> list[str]:
+    """The texts of an embeddings request's ``input``: one string or a list of strings."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise SchemaMismatchError(
+        "Embeddings take {'input': 'text'} or {'input': ['text', ...]} (strings only), "
+        f"got {type(value).__name__}"
+    )

@@ -14,6 +14,8 @@ from typing import Any
 from hangar.errors import InvalidArgumentError, ModelPackageError, SchemaMismatchError, require
 from hangar.models import llm_payloads as llm
 from hangar.models.common import describe_package
+from hangar.models.inputs import text_column
+from hangar.models.llm_payloads import embedding_texts
 from hangar.models.environment import pin
 from hangar.models.package import PackageWriter
 
@@ -145,13 +147,13 @@ class _EmbeddingModel:
 
     def predict(self, model_input, params=None):
         if self.task is None:
-            return self._encode(_text_column(model_input))
+            return self._encode(text_column(model_input))
         batch, single = llm.as_batch(model_input)
         out = [self._embeddings(p) for p in batch]
         return out[0] if single else out
 
     def _embeddings(self, payload) -> dict:
-        texts = _embedding_inputs(payload.get("input") if isinstance(payload, dict) else payload)
+        texts = embedding_texts(payload.get("input") if isinstance(payload, dict) else payload)
         vectors = self._encode(texts)
         return llm.embeddings_response(vectors, model=self.model_name, usage_=llm.usage(self._count_tokens(texts), 0))
 
@@ -167,29 +169,3 @@ class _EmbeddingModel:
         features = (getattr(self.model, "preprocess", None) or self.model.tokenize)(texts)
         mask = features.get("attention_mask")
         return int(mask.sum()) if mask is not None else sum(len(ids) for ids in features["input_ids"])
-
-
-def _embedding_inputs(value) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise SchemaMismatchError(
-        "Embeddings take {'input': 'text'} or {'input': ['text', ...]} (strings only), "
-        f"got {type(value).__name__}"
-    )
-
-
-def _text_column(df) -> list[str]:
-    cols = list(df.columns)
-    if "text" in cols:
-        col = "text"
-    elif len(cols) == 1:
-        col = cols[0]
-    else:
-        raise SchemaMismatchError(f"Expected a 'text' column (or a single string column), got columns {cols}")
-    values = df[col].tolist()
-    bad = next((i for i, v in enumerate(values) if not isinstance(v, str)), None)
-    if bad is not None:
-        raise SchemaMismatchError(f"Column '{col}' row {bad} is not a string: {values[bad]!r}")
-    return values

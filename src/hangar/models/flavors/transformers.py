@@ -24,6 +24,8 @@ from typing import Any, Iterator
 from hangar.errors import HangarError, InvalidArgumentError, ModelExecutionError, SchemaMismatchError, require
 from hangar.models import llm_payloads as llm
 from hangar.models.common import describe_package
+from hangar.models.inputs import text_column
+from hangar.models.llm_payloads import embedding_texts
 from hangar.models.environment import pin
 from hangar.models.package import PackageWriter
 
@@ -368,7 +370,7 @@ class _PipelineModel:
 
     # -- embeddings and tables ---------------------------------------------------------
     def _embeddings(self, payload: dict) -> dict:
-        texts = _embedding_inputs(payload.get("input") if isinstance(payload, dict) else payload)
+        texts = embedding_texts(payload.get("input") if isinstance(payload, dict) else payload)
         vectors, tokens = self._encode(texts)
         return llm.embeddings_response(vectors, model=self.model_name, usage_=llm.usage(tokens, 0))
 
@@ -393,7 +395,7 @@ class _PipelineModel:
         return vectors, tokens
 
     def _predict_table(self, df, params):
-        texts = _text_column(df, "prompt" if self.pipeline_task == TEXT_GENERATION else "text")
+        texts = text_column(df, "prompt" if self.pipeline_task == TEXT_GENERATION else "text")
         if self.pipeline_task == TEXT_CLASSIFICATION:
             import pandas as pd
 
@@ -547,29 +549,3 @@ def _stream(model: _PipelineModel, prompt_ids, settings: dict) -> Iterator[dict]
         yield {"delta": text[sent:]}
     _, reason = model._finish(new_ids, settings, text=model.tokenizer.decode(new_ids, skip_special_tokens=True))
     yield {"delta": "", "finish_reason": reason, "usage": llm.usage(int(prompt_ids.shape[1]), len(new_ids))}
-
-
-def _embedding_inputs(value) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise SchemaMismatchError(
-        "Embeddings take {'input': 'text'} or {'input': ['text', ...]} (strings only), "
-        f"got {type(value).__name__}"
-    )
-
-
-def _text_column(df, preferred: str) -> list[str]:
-    cols = list(df.columns)
-    if preferred in cols:
-        col = preferred
-    elif len(cols) == 1:
-        col = cols[0]
-    else:
-        raise SchemaMismatchError(f"Expected a '{preferred}' column (or a single string column), got columns {cols}")
-    values = df[col].tolist()
-    bad = next((i for i, v in enumerate(values) if not isinstance(v, str)), None)
-    if bad is not None:
-        raise SchemaMismatchError(f"Column '{col}' row {bad} is not a string: {values[bad]!r}")
-    return values
