@@ -157,12 +157,31 @@ def test_newer_format_version_is_refused_clearly(pkg):
         hp.load_model(pkg)
 
 
-def test_unknown_loader_module_is_refused(pkg):
+@pytest.mark.parametrize("loader", ["os", "hangar.cli.main", "mlflow.pyfunc.model"])
+def test_unregistered_loader_module_is_refused(pkg, loader):
     m = yaml.safe_load((pkg / "MLmodel").read_text())
-    m["flavors"]["python_function"]["loader_module"] = "os"
+    m["flavors"]["python_function"]["loader_module"] = loader
     (pkg / "MLmodel").write_text(yaml.safe_dump(m))
-    with pytest.raises(UnsupportedFormatError, match="not a Hangar flavor"):
+    with pytest.raises(UnsupportedFormatError, match="not a registered Hangar flavor"):
         hp.load_model(pkg)
+
+
+def test_third_party_flavor_registered_by_entry_point(pkg, tmp_path, monkeypatch):
+    """A distribution that registers a module in 'hangar.flavors' can load packages."""
+    site = tmp_path / "site"
+    (site / "acme_flavor").mkdir(parents=True)
+    (site / "acme_flavor" / "__init__.py").write_text(
+        "class _M:\n    def predict(self, data, params=None):\n        return 'acme'\n"
+        "def _load_pyfunc(path, manifest):\n    return _M()\n")
+    dist = site / "acme_flavor-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-flavor\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[hangar.flavors]\nacme = acme_flavor\n")
+    monkeypatch.syspath_prepend(str(site))
+    m = yaml.safe_load((pkg / "MLmodel").read_text())
+    m["flavors"]["python_function"]["loader_module"] = "acme_flavor"
+    (pkg / "MLmodel").write_text(yaml.safe_dump(m))
+    assert hp.load_model(pkg).predict(["x"]) == "acme"
 
 
 def test_manifest_path_escape_is_refused(pkg):

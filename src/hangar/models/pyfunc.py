@@ -90,6 +90,20 @@ class PyFuncModel:
         return f"<PyFuncModel {self.path} flavors=[{flavors}] task={self.task}>"
 
 
+FLAVOR_ENTRY_POINTS = "hangar.flavors"
+_BUILTIN_PREFIX = "hangar.models.flavors."
+
+
+def _is_registered_flavor(module_name: str) -> bool:
+    """Built-in flavors, or modules a distribution registers as a flavor (as simonw/llm does
+    for plugins): a manifest cannot make Hangar import an arbitrary module."""
+    if module_name.startswith(_BUILTIN_PREFIX) and module_name.count(".") == 3:
+        return True
+    from importlib.metadata import entry_points
+
+    return any(ep.value.split(":")[0] == module_name for ep in entry_points(group=FLAVOR_ENTRY_POINTS))
+
+
 def load_pyfunc(path: str | os.PathLike, verify: bool = True) -> PyFuncModel:
     """Open a local package directory and load its ``python_function`` view."""
     root = Path(path)
@@ -103,10 +117,11 @@ def load_pyfunc(path: str | os.PathLike, verify: bool = True) -> PyFuncModel:
     module_name = conf.get("loader_module")
     if not module_name:
         raise ModelPackageError(f"The package at {root}: python_function has no loader_module")
-    if not module_name.startswith("hangar."):
+    if not _is_registered_flavor(module_name):
         raise UnsupportedFormatError(
-            f"The package at {root} is loaded by {module_name!r}, which is not a Hangar flavor "
-            "(was it written by another tool?); Hangar loads packages whose loader is a Hangar flavor"
+            f"The package at {root} is loaded by {module_name!r}, which is not a registered Hangar "
+            "flavor (was it written by another tool?). Hangar only imports loaders registered in the "
+            f"'{FLAVOR_ENTRY_POINTS}' entry-point group; install the package that provides the flavor"
         )
     try:
         loader = importlib.import_module(module_name)
