@@ -431,7 +431,7 @@ def main(argv=None) -> int:
     pythons = {"hangar": args.hangar_python, "mlflow": args.mlflow_python}
     result: dict = {
         "benchmark": "demo_load" if args.demo_only else "startup",
-        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "host": {"platform": platform.platform(), "python": platform.python_version(),
                  "cpus": os.cpu_count(), "loadavg_before": list(os.getloadavg())},
         "git": git_state(),

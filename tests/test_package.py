@@ -10,7 +10,13 @@ import pytest
 import yaml
 
 import hangar.pyfunc as hp
-from hangar.errors import CorruptPackageError, InvalidArgumentError, ModelPackageError, NotFoundError, UnsupportedFormatError
+from hangar.errors import (
+    CorruptPackageError,
+    InvalidArgumentError,
+    ModelPackageError,
+    NotFoundError,
+    UnsupportedFormatError,
+)
 from hangar.models.manifest import FORMAT_VERSION
 
 ASSETS = Path(__file__).parent / "assets"

@@ -1,6 +1,5 @@
 """prompt and chain flavors, composed over other packages (pinned, embedded) and code steps."""
 
-import json
 import shutil
 import sys
 from pathlib import Path

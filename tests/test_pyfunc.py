@@ -9,8 +9,14 @@ import pytest
 
 import hangar
 import hangar.pyfunc as hp
-from hangar.errors import (InvalidArgumentError, ModelExecutionError, ModelPackageError, SchemaMismatchError,
-                           StreamingNotSupportedError, UnknownParamError)
+from hangar.errors import (
+    InvalidArgumentError,
+    ModelExecutionError,
+    ModelPackageError,
+    SchemaMismatchError,
+    StreamingNotSupportedError,
+    UnknownParamError,
+)
 from hangar.models import infer_signature
 from hangar.models.llm_payloads import chat_response
 

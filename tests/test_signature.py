@@ -7,7 +7,7 @@ import pytest
 
 from hangar.errors import InvalidArgumentError, SchemaMismatchError, UnknownParamError
 from hangar.models.enforce import enforce_dataframe, enforce_params, enforce_payload
-from hangar.models.infer import infer_signature, infer_schema
+from hangar.models.infer import infer_schema, infer_signature
 from hangar.models.signature import ColSpec, ModelSignature, ParamSchema, ParamSpec, Schema
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}

@@ -18,7 +18,7 @@ class Settings:
     token: str | None = None
 
     @classmethod
-    def from_env(cls, environ: dict | None = None) -> "Settings":
+    def from_env(cls, environ: dict | None = None) -> Settings:
         env = os.environ if environ is None else environ
         home = Path(env.get("HANGAR_HOME") or Path.home() / ".hangar").expanduser()
         return cls(home=home, tracking_uri=env.get("HANGAR_TRACKING_URI"), token=env.get("HANGAR_TOKEN"))

@@ -7,7 +7,7 @@ and :func:`reexec_in_env`.
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import click
 

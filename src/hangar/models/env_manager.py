@@ -31,9 +31,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from hangar.config import Settings
 from hangar.errors import EnvironmentBuildError, InvalidArgumentError
@@ -163,7 +164,7 @@ class IndexSettings:
 
     @classmethod
     def from_pip_config(cls, environ: dict | None = None,
-                        files: Sequence[str | os.PathLike] | None = None) -> "IndexSettings":
+                        files: Sequence[str | os.PathLike] | None = None) -> IndexSettings:
         cfg = read_pip_config(environ, files)
         return cls(
             index_url=cfg.get("index-url") or None,
@@ -177,7 +178,7 @@ class IndexSettings:
 
     def with_overrides(self, *, index_url: str | None = None, extra_index_urls: Sequence[str] = (),
                        find_links: Sequence[str] = (), constraints: Sequence[str] = (),
-                       no_index: bool | None = None) -> "IndexSettings":
+                       no_index: bool | None = None) -> IndexSettings:
         """``index_url`` / ``no_index`` replace; the lists add to what is configured (as on pip's command line)."""
         def add(old, new):
             return tuple(dict.fromkeys([*old, *new]))
@@ -357,7 +358,7 @@ class EnvSpec:
 
     @classmethod
     def for_package(cls, package_dir: str | os.PathLike, index: IndexSettings | None = None,
-                    hangar_requirement: str | None = "auto") -> "EnvSpec":
+                    hangar_requirement: str | None = "auto") -> EnvSpec:
         """Read ``python_env.yaml`` (or ``requirements.txt``) of a package directory.
 
         ``hangar_requirement``: "auto" installs the running Hangar from its source when it was

@@ -27,7 +27,7 @@ class Manifest:
     artifact_path: str | None = None
     model_uuid: str = field(default_factory=lambda: uuid.uuid4().hex)
     model_id: str | None = None
-    utc_time_created: str = field(default_factory=lambda: str(_dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)))
+    utc_time_created: str = field(default_factory=lambda: str(_dt.datetime.now(_dt.UTC).replace(tzinfo=None)))
     format_version: int | None = FORMAT_VERSION
     hangar_version: str | None = None
     model_size_bytes: int | None = None
@@ -72,7 +72,7 @@ class Manifest:
         return yaml.safe_dump(self.to_dict(), sort_keys=True, default_flow_style=False)
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "MLmodel") -> "Manifest":
+    def from_dict(cls, data: Any, source: str = "MLmodel") -> Manifest:
         if not isinstance(data, dict):
             raise CorruptPackageError(f"{source} is not a YAML mapping; the package is corrupt")
         data = dict(data)
@@ -114,7 +114,7 @@ class Manifest:
         )
 
     @classmethod
-    def read(cls, model_dir: str | Path) -> "Manifest":
+    def read(cls, model_dir: str | Path) -> Manifest:
         import yaml
 
         path = Path(model_dir) / MANIFEST_NAME

@@ -58,7 +58,7 @@ class PackageWriter:
         self.requirements: list[str] = []
         self.dir: Path | None = None
 
-    def __enter__(self) -> "PackageWriter":
+    def __enter__(self) -> PackageWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.dir = self.path.parent / f".{self.path.name}.partial-{uuid.uuid4().hex[:12]}"
         self.dir.mkdir()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from hangar.errors import (
     HangarError,
@@ -16,7 +17,7 @@ from hangar.errors import (
 )
 from hangar.models.enforce import enforce_dataframe, enforce_list, enforce_params, enforce_payload
 from hangar.models.inputs import LLM_TASKS
-from hangar.models.manifest import PYFUNC, Manifest
+from hangar.models.manifest import Manifest
 from hangar.models.package import open_package, read_input_example
 
 

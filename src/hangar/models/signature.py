@@ -63,7 +63,7 @@ class ColSpec:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ColSpec":
+    def from_dict(cls, d: dict) -> ColSpec:
         d = dict(d)
         name = d.pop("name", None)
         required = bool(d.pop("required", True))
@@ -94,7 +94,7 @@ class Schema:
         return json.dumps([c.to_dict() for c in self.columns])
 
     @classmethod
-    def from_json(cls, text: str | list) -> "Schema":
+    def from_json(cls, text: str | list) -> Schema:
         data = json.loads(text) if isinstance(text, str) else text
         if not isinstance(data, list):
             raise InvalidArgumentError("A schema must be a JSON list of column specs")
@@ -123,7 +123,7 @@ class ParamSpec:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ParamSpec":
+    def from_dict(cls, d: dict) -> ParamSpec:
         shape = d.get("shape")
         return cls(name=d["name"], type=d["type"], default=d.get("default"),
                    shape=tuple(shape) if shape is not None else None)
@@ -143,7 +143,7 @@ class ParamSchema:
         return json.dumps([p.to_dict() for p in self.params])
 
     @classmethod
-    def from_json(cls, text: str | list) -> "ParamSchema":
+    def from_json(cls, text: str | list) -> ParamSchema:
         data = json.loads(text) if isinstance(text, str) else text
         return cls(ParamSpec.from_dict(d) for d in data)
 
@@ -163,7 +163,7 @@ class ModelSignature:
         }
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "ModelSignature | None":
+    def from_dict(cls, d: dict | None) -> ModelSignature | None:
         if not d:
             return None
         try:

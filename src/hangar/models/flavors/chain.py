@@ -12,9 +12,10 @@ import inspect
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hangar.errors import InvalidArgumentError, SchemaMismatchError, StreamingNotSupportedError
 from hangar.models.adapt import params_for, to_model_input
@@ -23,7 +24,13 @@ from hangar.models.environment import merge_requirements, modules_in_source, rea
 from hangar.models.flavors.prompt import CHAT_INPUT
 from hangar.models.inputs import LLM_TASKS
 from hangar.models.llm_payloads import (
-    as_batch, chat_response, chunk_text, completion_response, messages_of, response_text)
+    as_batch,
+    chat_response,
+    chunk_text,
+    completion_response,
+    messages_of,
+    response_text,
+)
 from hangar.models.package import PackageWriter
 from hangar.models.references import load_reference, pin_reference
 from hangar.models.signature import ModelSignature

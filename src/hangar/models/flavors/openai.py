@@ -13,10 +13,11 @@ the payload (``{"messages": [...], "temperature": 0.2}``), then ``params``. A pa
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from hangar.errors import (
@@ -220,7 +221,7 @@ class OpenAISettings:
     max_retries: int = 3
 
     @classmethod
-    def from_flavor_conf(cls, conf: dict) -> "OpenAISettings":
+    def from_flavor_conf(cls, conf: dict) -> OpenAISettings:
         try:
             return cls(
                 model=conf["model"], task=conf["task"], base_url=conf.get("base_url") or DEFAULT_BASE_URL,
@@ -253,7 +254,7 @@ class OpenAIModel:
     def base_url(self) -> str:
         return self.settings.base_url
 
-    def unwrap(self) -> "OpenAIModel":
+    def unwrap(self) -> OpenAIModel:
         return self
 
     def close(self) -> None:

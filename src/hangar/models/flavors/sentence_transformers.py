@@ -11,12 +11,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hangar.errors import InvalidArgumentError, ModelPackageError, SchemaMismatchError, require
+from hangar.errors import InvalidArgumentError, ModelPackageError, require
 from hangar.models import llm_payloads as llm
 from hangar.models.common import describe_package
+from hangar.models.environment import pin
 from hangar.models.inputs import text_column
 from hangar.models.llm_payloads import embedding_texts
-from hangar.models.environment import pin
 from hangar.models.package import PackageWriter
 
 FLAVOR_NAME = "sentence_transformers"
@@ -131,7 +131,7 @@ def load_model(path, manifest=None):
     return _load(Path(path) / _flavor_conf(manifest).get("data", MODEL_DIR))
 
 
-def _load_pyfunc(path: Path, manifest) -> "_EmbeddingModel":
+def _load_pyfunc(path: Path, manifest) -> _EmbeddingModel:
     conf = _flavor_conf(manifest)
     return _EmbeddingModel(_load(Path(path) / conf.get("data", MODEL_DIR)), conf, manifest.task)
 

@@ -18,15 +18,16 @@ from __future__ import annotations
 import copy
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from hangar.errors import HangarError, InvalidArgumentError, ModelExecutionError, SchemaMismatchError, require
 from hangar.models import llm_payloads as llm
 from hangar.models.common import describe_package
+from hangar.models.environment import pin
 from hangar.models.inputs import text_column
 from hangar.models.llm_payloads import embedding_texts
-from hangar.models.environment import pin
 from hangar.models.package import PackageWriter
 
 FLAVOR_NAME = "transformers"
@@ -274,7 +275,7 @@ def load_model(path, manifest=None):
     return _load_pipeline(Path(path) / conf.get("data", MODEL_DIR), conf)
 
 
-def _load_pyfunc(path: Path, manifest) -> "_PipelineModel":
+def _load_pyfunc(path: Path, manifest) -> _PipelineModel:
     conf = _flavor_conf(manifest)
     pipe = _load_pipeline(Path(path) / conf.get("data", MODEL_DIR), conf)
     return _PipelineModel(pipe, conf, manifest.task)
