@@ -47,6 +47,18 @@ class NotFoundError(HangarError):
     http_status = 404
 
 
+class AlreadyExistsError(HangarError):
+    error_code = "RESOURCE_ALREADY_EXISTS"
+    http_status = 409
+
+
+class ConflictError(HangarError):
+    """The request contradicts what is stored (a param logged again with another value)."""
+
+    error_code = "INVALID_STATE"
+    http_status = 409
+
+
 class ModelPackageError(HangarError):
     """A model package on disk is missing, incomplete, corrupt or unreadable."""
 

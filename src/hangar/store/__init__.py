@@ -1,0 +1,1 @@
+"""The metadata store: one SQL schema, SQLite by default, PostgreSQL for teams."""

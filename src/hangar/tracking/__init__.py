@@ -1,0 +1,1 @@
+"""Experiments, runs, params, metrics, datasets and logged models."""

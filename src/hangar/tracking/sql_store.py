@@ -1,0 +1,382 @@
+"""The tracking store on SQL (SQLite or PostgreSQL), written with SQLAlchemy Core.
+
+Every write is one transaction that is committed before the call returns, so another process
+sees it at once; speed comes from doing little per call (one round of statements, no ORM).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+
+from hangar.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError
+from hangar.store import schema as t
+from hangar.store.engine import create_store_engine
+from hangar.store.migrate import ensure_schema
+from hangar.store.upsert import insert_ignore, upsert, upsert_statement
+from hangar.tracking import validation as v
+from hangar.tracking.entities import (
+    ACTIVE,
+    DEFAULT_EXPERIMENT_ID,
+    DEFAULT_EXPERIMENT_NAME,
+    DELETED,
+    RUN_STATUSES,
+    Experiment,
+    Metric,
+    Run,
+    RunData,
+    RunInfo,
+)
+from hangar.tracking.sql_logged_models import LoggedModelsMixin
+
+VIEWS = ("active", "deleted", "all")
+_CHUNK = 900
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _chunks(items: list, size: int = _CHUNK):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _newer(table, excluded):
+    return or_(excluded.step > table.c.step,
+               and_(excluded.step == table.c.step, excluded.timestamp >= table.c.timestamp))
+
+
+class SqlTrackingStore(LoggedModelsMixin):
+    """Experiments, runs, params, metrics, tags, datasets and logged models in one database."""
+
+    def __init__(self, uri: str, artifact_root: str):
+        self.uri = uri
+        self.artifact_root = str(artifact_root).rstrip("/")
+        self.engine = create_store_engine(uri)
+        ensure_schema(self.engine)
+        self._ensure_default_experiment()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _statements(self, conn) -> dict:
+        """The hot path's statements, built once per store (building costs more than running)."""
+        stmts = getattr(self, "_stmts", None)
+        if stmts is None:
+            stmts = {
+                "run_stage": select(t.runs.c.lifecycle_stage).where(t.runs.c.run_id == bindparam("rid")),
+                "insert_metrics": t.metrics.insert(),
+                "upsert_latest": upsert_statement(conn, t.latest_metrics, ["run_id", "key"],
+                                                  ["value", "timestamp", "step"], where=_newer),
+                "upsert_tags": upsert_statement(conn, t.tags, ["run_id", "key"], ["value"]),
+                "insert_params": t.params.insert(),
+                "existing_params": select(t.params.c.key, t.params.c.value).where(
+                    t.params.c.run_id == bindparam("rid"), t.params.c.key.in_(bindparam("keys", expanding=True))),
+            }
+            self._stmts = stmts
+        return stmts
+
+    # -- transactions ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _tx(self):
+        """A write transaction (BEGIN IMMEDIATE on SQLite), committed on exit."""
+        with self.engine.connect() as conn:
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def _read(self):
+        with self.engine.connect() as conn:
+            yield conn
+
+    # -- experiments -------------------------------------------------------------------
+    def _ensure_default_experiment(self) -> None:
+        with self._read() as conn:
+            if conn.execute(select(t.experiments.c.experiment_id).where(t.experiments.c.experiment_id == 0)).first():
+                return
+        ts = now_ms()
+        with self._tx() as conn:
+            insert_ignore(conn, t.experiments, [{
+                "experiment_id": 0, "name": DEFAULT_EXPERIMENT_NAME, "artifact_location": f"{self.artifact_root}/0",
+                "lifecycle_stage": ACTIVE, "creation_time": ts, "last_update_time": ts}], ["experiment_id"])
+
+    def create_experiment(self, name: str, artifact_location: str | None = None, tags: dict | None = None) -> str:
+        v.name("experiment", name)
+        ts = now_ms()
+        with self._tx() as conn:
+            if conn.execute(select(t.experiments.c.experiment_id).where(t.experiments.c.name == name)).first():
+                raise AlreadyExistsError(f"An experiment named {name!r} already exists (deleted ones keep their name)")
+            result = conn.execute(t.experiments.insert().values(
+                name=name, artifact_location=artifact_location or "", lifecycle_stage=ACTIVE,
+                creation_time=ts, last_update_time=ts))
+            exp_id = result.inserted_primary_key[0]
+            if not artifact_location:
+                conn.execute(update(t.experiments).where(t.experiments.c.experiment_id == exp_id)
+                             .values(artifact_location=f"{self.artifact_root}/{exp_id}"))
+            if tags:
+                conn.execute(t.experiment_tags.insert(), [
+                    {"experiment_id": exp_id, "key": v.key("tag", k), "value": v.tag_value(k, val)}
+                    for k, val in tags.items()])
+        return str(exp_id)
+
+    def _experiment_from_row(self, conn, row) -> Experiment:
+        tags = dict(conn.execute(select(t.experiment_tags.c.key, t.experiment_tags.c.value)
+                                 .where(t.experiment_tags.c.experiment_id == row.experiment_id)).all())
+        return Experiment(str(row.experiment_id), row.name, row.artifact_location, row.lifecycle_stage,
+                          row.creation_time, row.last_update_time, tags)
+
+    @staticmethod
+    def _exp_id(experiment_id) -> int:
+        try:
+            return int(experiment_id)
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"Experiment id must be a number, got {experiment_id!r}") from None
+
+    def get_experiment(self, experiment_id) -> Experiment:
+        with self._read() as conn:
+            row = conn.execute(select(t.experiments).where(
+                t.experiments.c.experiment_id == self._exp_id(experiment_id))).first()
+            if row is None:
+                raise NotFoundError(f"No experiment with id {experiment_id!r}")
+            return self._experiment_from_row(conn, row)
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        with self._read() as conn:
+            row = conn.execute(select(t.experiments).where(t.experiments.c.name == name)).first()
+            return None if row is None else self._experiment_from_row(conn, row)
+
+    def search_experiments(self, filter_string: str | None = None, view: str = "active", max_results: int = 1000,
+                           order_by: list[str] | None = None, page_token: str | None = None):
+        from hangar.tracking.search import build_experiment_search, decode_page_token, encode_page_token
+
+        offset = decode_page_token(page_token) if page_token else 0
+        stmt = build_experiment_search(filter_string, order_by, self._view(view), max_results, offset)
+        with self._read() as conn:
+            ids = [r[0] for r in conn.execute(stmt)]
+            more = len(ids) > max_results
+            ids = ids[:max_results]
+            rows = {r.experiment_id: r for r in conn.execute(select(t.experiments).where(
+                t.experiments.c.experiment_id.in_(ids)))} if ids else {}
+            out = [self._experiment_from_row(conn, rows[i]) for i in ids]
+        return out, (encode_page_token(offset + max_results) if more else None)
+
+    def _set_experiment_stage(self, experiment_id, stage: str) -> None:
+        eid = self._exp_id(experiment_id)
+        if eid == 0 and stage == DELETED:
+            raise InvalidArgumentError("The default experiment cannot be deleted")
+        with self._tx() as conn:
+            n = conn.execute(update(t.experiments).where(t.experiments.c.experiment_id == eid)
+                             .values(lifecycle_stage=stage, last_update_time=now_ms())).rowcount
+            if not n:
+                raise NotFoundError(f"No experiment with id {experiment_id!r}")
+            conn.execute(update(t.runs).where(t.runs.c.experiment_id == eid).values(lifecycle_stage=stage))
+
+    def delete_experiment(self, experiment_id) -> None:
+        """Soft delete: the experiment and its runs are hidden until restored (or collected by gc)."""
+        self._set_experiment_stage(experiment_id, DELETED)
+
+    def restore_experiment(self, experiment_id) -> None:
+        self._set_experiment_stage(experiment_id, ACTIVE)
+
+    def set_experiment_tag(self, experiment_id, key: str, value) -> None:
+        eid = self._exp_id(experiment_id)
+        self.get_experiment(eid)
+        with self._tx() as conn:
+            upsert(conn, t.experiment_tags, [{"experiment_id": eid, "key": v.key("tag", key),
+                                              "value": v.tag_value(key, value)}], ["experiment_id", "key"], ["value"])
+
+    # -- runs --------------------------------------------------------------------------
+    def create_run(self, experiment_id=DEFAULT_EXPERIMENT_ID, run_name: str | None = None,
+                   start_time: int | None = None, tags: dict | None = None, parent_run_id: str | None = None,
+                   user_id: str = "unknown") -> Run:
+        eid = self._exp_id(experiment_id)
+        run_id = uuid.uuid4().hex
+        run_name = v.name("run", run_name) if run_name is not None else f"run-{run_id[:8]}"
+        start = start_time if start_time is not None else now_ms()
+        tag_rows = [{"run_id": run_id, "key": v.key("tag", k), "value": v.tag_value(k, val)}
+                    for k, val in (tags or {}).items()]
+        with self._tx() as conn:
+            exp = conn.execute(select(t.experiments.c.artifact_location, t.experiments.c.lifecycle_stage)
+                               .where(t.experiments.c.experiment_id == eid)).first()
+            if exp is None:
+                raise NotFoundError(f"No experiment with id {experiment_id!r}")
+            if exp.lifecycle_stage != ACTIVE:
+                raise InvalidArgumentError(f"Experiment {experiment_id} is deleted; restore it before starting runs")
+            if parent_run_id is not None:
+                self._active_run(conn, parent_run_id)
+            artifact_uri = f"{exp.artifact_location}/{run_id}/artifacts"
+            conn.execute(t.runs.insert().values(
+                run_id=run_id, experiment_id=eid, run_name=run_name, status="RUNNING", start_time=start,
+                end_time=None, lifecycle_stage=ACTIVE, artifact_uri=artifact_uri, user_id=user_id,
+                parent_run_id=parent_run_id))
+            if tag_rows:
+                conn.execute(t.tags.insert(), tag_rows)
+        info = RunInfo(run_id, str(eid), run_name, "RUNNING", start, None, ACTIVE, artifact_uri, user_id, parent_run_id)
+        return Run(info, RunData(tags={r["key"]: r["value"] for r in tag_rows}))
+
+    def _active_run(self, conn, run_id: str):
+        row = conn.execute(self._statements(conn)["run_stage"], {"rid": run_id}).first()
+        if row is None:
+            raise NotFoundError(f"No run with id {run_id!r}")
+        if row.lifecycle_stage != ACTIVE:
+            raise InvalidArgumentError(f"Run {run_id} is deleted; restore it before writing to it")
+        return row
+
+    def update_run_info(self, run_id: str, status: str | None = None, end_time: int | None = None,
+                        run_name: str | None = None) -> None:
+        values = {}
+        if status is not None:
+            if status not in RUN_STATUSES:
+                raise InvalidArgumentError(f"Unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}")
+            values["status"] = status
+        if end_time is not None:
+            values["end_time"] = end_time
+        if run_name is not None:
+            values["run_name"] = v.name("run", run_name)
+        if not values:
+            return
+        with self._tx() as conn:
+            self._active_run(conn, run_id)
+            conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(**values))
+
+    def _set_run_stage(self, run_id: str, stage: str) -> None:
+        with self._tx() as conn:
+            if not conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(lifecycle_stage=stage)).rowcount:
+                raise NotFoundError(f"No run with id {run_id!r}")
+
+    def delete_run(self, run_id: str) -> None:
+        self._set_run_stage(run_id, DELETED)
+
+    def restore_run(self, run_id: str) -> None:
+        self._set_run_stage(run_id, ACTIVE)
+
+    def get_run(self, run_id: str) -> Run:
+        with self._read() as conn:
+            runs = self._load_runs(conn, [run_id], with_inputs=True)
+        if not runs:
+            raise NotFoundError(f"No run with id {run_id!r}")
+        return runs[0]
+
+    def _load_runs(self, conn, run_ids: list[str], with_inputs: bool = False) -> list[Run]:
+        """Runs with their params, latest metrics and tags, in the order of ``run_ids``."""
+        rows, params, metrics, tags = {}, {}, {}, {}
+        for chunk in _chunks(run_ids):
+            for r in conn.execute(select(t.runs).where(t.runs.c.run_id.in_(chunk))):
+                rows[r.run_id] = r
+            for table, target in ((t.params, params), (t.tags, tags), (t.latest_metrics, metrics)):
+                for r in conn.execute(select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(chunk))):
+                    target.setdefault(r[0], {})[r[1]] = r[2]
+        inputs = self._load_inputs(conn, run_ids) if with_inputs else {}
+        out = []
+        for rid in run_ids:
+            r = rows.get(rid)
+            if r is None:
+                continue
+            info = RunInfo(r.run_id, str(r.experiment_id), r.run_name, r.status, r.start_time, r.end_time,
+                           r.lifecycle_stage, r.artifact_uri, r.user_id, r.parent_run_id)
+            out.append(Run(info, RunData(params.get(rid, {}), metrics.get(rid, {}), tags.get(rid, {})),
+                           tuple(inputs.get(rid, ()))))
+        return out
+
+    # -- params, metrics, tags ---------------------------------------------------------
+    def log_batch(self, run_id: str, metrics: list[Metric] = (), params: dict | None = None,
+                  tags: dict | None = None) -> None:
+        """Metrics, params and tags in one transaction: all stored, or none."""
+        param_rows = [{"run_id": run_id, "key": v.key("param", k), "value": v.param_value(k, val)}
+                      for k, val in (params or {}).items()]
+        tag_rows = [{"run_id": run_id, "key": v.key("tag", k), "value": v.tag_value(k, val)}
+                    for k, val in (tags or {}).items()]
+        metric_rows = [{"run_id": run_id, "key": v.key("metric", m.key), "value": v.metric_value(m.key, m.value),
+                        "timestamp": v.int_value("A metric timestamp", m.timestamp),
+                        "step": v.int_value("A metric step", m.step)} for m in metrics]
+        with self._tx() as conn:
+            stmts = self._statements(conn)
+            self._active_run(conn, run_id)
+            if param_rows:
+                self._insert_params(conn, run_id, param_rows)
+            if metric_rows:
+                conn.execute(stmts["insert_metrics"], metric_rows)
+                conn.execute(stmts["upsert_latest"], list(_latest(metric_rows).values()))
+            if tag_rows:
+                conn.execute(stmts["upsert_tags"], tag_rows)
+
+    def _insert_params(self, conn, run_id: str, rows: list[dict]) -> None:
+        stmts = self._statements(conn)
+        existing = dict(conn.execute(stmts["existing_params"], {"rid": run_id, "keys": [r["key"] for r in rows]}).all())
+        for r in rows:
+            old = existing.get(r["key"])
+            if old is not None and old != r["value"]:
+                raise ConflictError(
+                    f"Param {r['key']!r} of run {run_id} is already {old!r}; params are immutable, so it cannot "
+                    f"become {r['value']!r}. Use a new param name or a new run"
+                )
+        new = [r for r in rows if r["key"] not in existing]
+        if new:
+            conn.execute(stmts["insert_params"], new)
+
+    def log_param(self, run_id: str, key: str, value) -> None:
+        self.log_batch(run_id, params={key: value})
+
+    def log_metric(self, run_id: str, key: str, value, timestamp: int | None = None, step: int = 0) -> None:
+        self.log_batch(run_id, metrics=[Metric(key, value, timestamp if timestamp is not None else now_ms(), step)])
+
+    def set_tag(self, run_id: str, key: str, value) -> None:
+        self.log_batch(run_id, tags={key: value})
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        with self._tx() as conn:
+            self._active_run(conn, run_id)
+            if not conn.execute(delete(t.tags).where(t.tags.c.run_id == run_id, t.tags.c.key == key)).rowcount:
+                raise NotFoundError(f"Run {run_id} has no tag {key!r}")
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        with self._read() as conn:
+            if conn.execute(select(t.runs.c.run_id).where(t.runs.c.run_id == run_id)).first() is None:
+                raise NotFoundError(f"No run with id {run_id!r}")
+            rows = conn.execute(select(t.metrics.c.key, t.metrics.c.value, t.metrics.c.timestamp, t.metrics.c.step)
+                                .where(t.metrics.c.run_id == run_id, t.metrics.c.key == key)
+                                .order_by(t.metrics.c.step, t.metrics.c.timestamp, t.metrics.c.id)).all()
+        return [Metric(*r) for r in rows]
+
+    # -- search ------------------------------------------------------------------------
+    @staticmethod
+    def _view(view: str) -> str:
+        if view not in VIEWS:
+            raise InvalidArgumentError(f"view must be one of {', '.join(VIEWS)}, got {view!r}")
+        return view
+
+    def search_runs(self, experiment_ids: list, filter_string: str | None = None, view: str = "active",
+                    max_results: int = 1000, order_by: list[str] | None = None,
+                    page_token: str | None = None) -> tuple[list[Run], str | None]:
+        from hangar.tracking.search import build_run_search, decode_page_token, encode_page_token
+
+        if not isinstance(max_results, int) or not 1 <= max_results <= 50000:
+            raise InvalidArgumentError(f"max_results must be an integer from 1 to 50000, got {max_results!r}")
+        offset = decode_page_token(page_token) if page_token else 0
+        ids = [self._exp_id(e) for e in experiment_ids]
+        stmt = build_run_search(ids, filter_string, order_by, self._view(view), max_results, offset)
+        with self._read() as conn:
+            run_ids = [r[0] for r in conn.execute(stmt)]
+            more = len(run_ids) > max_results
+            runs = self._load_runs(conn, run_ids[:max_results])
+        return runs, (encode_page_token(offset + max_results) if more else None)
+
+    def count_runs(self, experiment_id) -> int:
+        with self._read() as conn:
+            return conn.execute(select(func.count()).select_from(t.runs).where(
+                t.runs.c.experiment_id == self._exp_id(experiment_id))).scalar()
+
+
+def _latest(rows: list[dict]) -> dict:
+    """Per key, the row with the highest (step, timestamp) in a batch."""
+    best: dict = {}
+    for r in rows:
+        cur = best.get(r["key"])
+        if cur is None or (r["step"], r["timestamp"]) >= (cur["step"], cur["timestamp"]):
+            best[r["key"]] = r
+    return best
