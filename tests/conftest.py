@@ -20,3 +20,52 @@ def _hangar_home(tmp_path_factory):
         os.environ.pop("HANGAR_HOME", None)
     else:
         os.environ["HANGAR_HOME"] = old
+
+
+# -- stores: every store test runs on SQLite and on PostgreSQL ---------------------------
+PG_ADMIN_URI = os.environ.get("HANGAR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_admin():
+    import psycopg
+
+    return psycopg.connect(PG_ADMIN_URI, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def pg_available():
+    try:
+        with _pg_admin():
+            return True
+    except Exception as exc:  # pragma: no cover - CI and dev machines have PostgreSQL
+        pytest.fail(f"PostgreSQL is needed at {PG_ADMIN_URI} for the store tests: {exc}")
+
+
+@pytest.fixture
+def pg_uri(pg_available):
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    import uuid
+
+    name = f"hangar_t_{uuid.uuid4().hex[:12]}"
+    with _pg_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URI.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with _pg_admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_uri(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hangar.db'}"
+    return request.getfixturevalue("pg_uri")
+
+
+@pytest.fixture
+def store(store_uri, tmp_path):
+    from hangar.tracking.sql_store import SqlTrackingStore
+
+    s = SqlTrackingStore(store_uri, str(tmp_path / "artifacts"))
+    yield s
+    s.close()

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import os
 
+from hangar._logging import make_log_model
 from hangar.models.flavors.openai import OpenAIModel, OpenAISettings, default_signature
 
-__all__ = ["OpenAIModel", "OpenAISettings", "default_signature", "load_model", "save_model"]
+__all__ = ["OpenAIModel", "OpenAISettings", "default_signature", "load_model", "log_model", "save_model"]
 
 
 def save_model(path, model: str, task: str = "llm/v1/chat", *, base_url: str | None = None,
@@ -63,3 +64,6 @@ def load_model(model_uri: str | os.PathLike, *, verify: bool = True, resolver=No
 
     path = resolve_model_uri(model_uri, resolver)
     return flavor.load_model(path, open_package(path, verify=verify))
+
+
+log_model = make_log_model(save_model)

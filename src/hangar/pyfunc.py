@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 
+from hangar._logging import make_log_model
 from hangar.models.pyfunc import PyFuncModel, load_pyfunc
 from hangar.models.python_model import PythonModel, PythonModelContext
 
-__all__ = ["PyFuncModel", "PythonModel", "PythonModelContext", "load_model", "save_model"]
+__all__ = ["PyFuncModel", "PythonModel", "PythonModelContext", "load_model", "log_model", "save_model"]
 
 
 def save_model(path, python_model, *, artifacts=None, input_example=None, signature=None,
@@ -34,3 +35,6 @@ def load_model(model_uri: str | os.PathLike, *, verify: bool = True, resolver=No
     from hangar.models.resolver import resolve_model_uri
 
     return load_pyfunc(resolve_model_uri(model_uri, resolver), verify=verify)
+
+
+log_model = make_log_model(save_model)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 
+from hangar._logging import make_log_model
 from hangar.models.flavors.sentence_transformers import DEFAULT_TASK
 
-__all__ = ["DEFAULT_TASK", "load_model", "save_model"]
+__all__ = ["DEFAULT_TASK", "load_model", "log_model", "save_model"]
 
 
 def save_model(path, model, *, task=DEFAULT_TASK, signature=None, input_example=None, pip_requirements=None,
@@ -35,3 +36,6 @@ def load_model(model_uri: str | os.PathLike, *, resolver=None):
     from hangar.models.resolver import resolve_model_uri
 
     return flavor.load_model(resolve_model_uri(model_uri, resolver))
+
+
+log_model = make_log_model(save_model)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["load_model", "save_model"]
+from hangar._logging import make_log_model
+
+__all__ = ["load_model", "log_model", "save_model"]
 
 
 def save_model(path, sk_model, *, input_example=None, signature=None, pip_requirements=None,
@@ -35,3 +37,6 @@ def load_model(model_uri: str | os.PathLike, *, resolver=None):
     from hangar.models.resolver import resolve_model_uri
 
     return flavor.load_model(resolve_model_uri(model_uri, resolver))
+
+
+log_model = make_log_model(save_model)

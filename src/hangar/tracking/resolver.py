@@ -1,0 +1,76 @@
+"""Resolve ``models:/<logged-model-id>`` and ``runs:/<run-id>/<name>`` to a local package.
+
+Plugged into ``hangar.pyfunc.load_model`` through the ``hangar.uri_resolvers`` entry points,
+so the package layer never imports tracking. Remote artifact locations are downloaded once
+into a cache under ``HANGAR_HOME/cache/models`` (atomically); loading verifies checksums.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from hangar.errors import ModelPackageError, NotFoundError
+from hangar.tracking.sql_logged_models import READY
+from hangar.uri import parse_model_uri
+
+
+def _is_local(location: str) -> bool:
+    return "://" not in location or location.startswith("file://")
+
+
+def local_package(location: str, cache_dir: Path) -> Path:
+    """A local directory holding the package stored at ``location``."""
+    if _is_local(location):
+        path = Path(location.removeprefix("file://"))
+        if not path.is_dir():
+            raise NotFoundError(f"The model's files are missing at {location}")
+        return path
+    from hangar.artifacts import get_artifact_repository
+
+    target = cache_dir / "models" / hashlib.sha256(location.encode()).hexdigest()[:32]
+    if (target / "MLmodel").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
+    try:
+        get_artifact_repository(location).download_artifacts("", tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+class TrackingResolver:
+    def __init__(self, client=None):
+        self._client = client
+
+    def resolve(self, uri: str) -> Path:
+        from hangar.tracking import fluent
+
+        c = self._client or fluent.client()
+        parsed = parse_model_uri(uri)
+        if parsed.scheme == "models":
+            if parsed.logged_model_id is None:
+                raise NotFoundError(
+                    f"Cannot resolve {uri!r}: registered models (catalog.schema.model) need the registry, "
+                    "which is not built yet; load the logged model by models:/<logged-model-id> or runs:/..."
+                )
+            lm = c.get_logged_model(parsed.logged_model_id)
+        else:
+            lm = c.store.find_logged_model(parsed.run_id, parsed.artifact_path)
+            if lm is None:
+                run = c.get_run(parsed.run_id)
+                return local_package(f"{run.info.artifact_uri}/{parsed.artifact_path}", c.settings.cache_dir)
+        if lm.status != READY:
+            raise ModelPackageError(
+                f"Logged model {lm.model_id} is {lm.status}: its files were never completed, so it cannot be loaded"
+            )
+        return local_package(lm.artifact_location, c.settings.cache_dir)
