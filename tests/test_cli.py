@@ -52,7 +52,7 @@ def test_bad_input_gives_clear_error_not_traceback(capsys, pkg, args, message):
 
 def test_missing_package(capsys, tmp_path):
     code, _, err = run(capsys, "models", "verify", str(tmp_path / "nope"))
-    assert code == 1 and "does not exist" in err
+    assert code == 3 and "does not exist" in err
 
 
 def test_verify_and_inspect(capsys, pkg):
@@ -67,3 +67,30 @@ def test_console_script_help():
     assert out.returncode == 0
     for noun in ("demo", "env", "models"):
         assert noun in out.stdout
+
+
+def test_experiments_and_runs_commands(capsys, tmp_path, monkeypatch):
+    from hangar.tracking import fluent as ht
+
+    monkeypatch.setenv("HANGAR_HOME", str(tmp_path / "home"))
+    code, out, _ = run(capsys, "experiments", "create", "fraud", "--json")
+    eid = json.loads(out)["experiment_id"]
+    ht.set_tracking_uri(None)
+    ht.set_experiment("fraud")
+    for i in range(3):
+        with ht.start_run():
+            ht.log_metric("acc", i / 3)
+    ht.set_tracking_uri(None)
+    code, out, _ = run(capsys, "runs", "list", "--experiment-id", eid, "--filter", "metrics.acc > 0.1",
+                       "--order-by", "metrics.acc DESC", "--json")
+    found = json.loads(out)
+    assert code == 0 and [r["data"]["metrics"]["acc"] for r in found] == [2 / 3, 1 / 3]
+    code, out, _ = run(capsys, "runs", "get", found[0]["info"]["run_id"])
+    assert code == 0 and "metrics.acc" in out
+    code, _, err = run(capsys, "runs", "get", "nope")
+    assert code == 3 and "No run" in err
+    code, _, err = run(capsys, "runs", "list", "--filter", "metrics.acc >> 1")
+    assert code == 1 and "Invalid filter" in err
+    code, out, _ = run(capsys, "experiments", "delete", eid)
+    code, out, _ = run(capsys, "experiments", "list", "--view", "deleted", "--json")
+    assert [e["name"] for e in json.loads(out)] == ["fraud"]

@@ -12,9 +12,17 @@ from hangar.__about__ import __version__
 # noun -> module:attribute of its click group or command
 _COMMANDS = {
     "env": "hangar.cli.env:env",
+    "experiments": "hangar.cli.experiments:experiments",
+    "runs": "hangar.cli.runs:runs",
     "models": "hangar.cli.models:models",
     "demo": "hangar.cli.demo:demo",
 }
+
+
+# Exit codes scripts can rely on: 0 success, 1 a Hangar error (bad input, conflict, ...),
+# 2 a usage error (click's), 3 the thing named does not exist.
+EXIT_ERROR = 1
+EXIT_NOT_FOUND = 3
 
 
 class _LazyGroup(click.Group):
@@ -49,8 +57,10 @@ def main(argv=None):
         exc.show()
         sys.exit(exc.exit_code)
     except HangarError as exc:
+        from hangar.errors import NotFoundError
+
         click.echo(f"Error [{exc.error_code}]: {exc.message}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_NOT_FOUND if isinstance(exc, NotFoundError) else EXIT_ERROR)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
 
