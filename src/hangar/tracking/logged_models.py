@@ -8,9 +8,10 @@ PENDING model whose lease expires to FAILED; nothing resolves a model that is no
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hangar.tracking.sql_logged_models import FAILED, READY
 
