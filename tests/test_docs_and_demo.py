@@ -38,8 +38,14 @@ def test_demo_end_to_end_and_rerun_reuses_its_work(tmp_path):
     assert "converted SmolLM2" in first.stdout or "convert SmolLM2" in first.stdout
     assert "Paris" in first.stdout
     home = tmp_path / "home"
-    assert (home / "demo" / "assistant" / "MLmodel").is_file()
     assert (home / "demo" / "assistant-llm" / "MLmodel").is_file()
+    assert "experiment 'demo'" in first.stdout and "models:/m-" in first.stdout
+    runs = subprocess.run([sys.executable, "-m", "hangar.cli.main", "runs", "list", "--experiment-id", "1", "--json"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    import json
+
+    [run] = json.loads(runs.stdout)
+    assert run["data"]["params"]["max_tokens"] == "12" and "tokens_per_second" in run["data"]["metrics"]
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr
     assert "cached" in second.stdout and "convert SmolLM2" not in second.stdout

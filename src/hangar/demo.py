@@ -53,14 +53,13 @@ def run_demo(settings: Settings, questions=QUESTIONS, max_tokens: int = MAX_TOKE
 
     import hangar.chain as hc
     import hangar.pyfunc as hp
-    import hangar.transformers as ht
+    import hangar.transformers as hangar_transformers
     from hangar.models.gguf_convert import find_smollm2_gguf
 
     console = console or Console()
     base = settings.home / "demo"
     hf_dir = settings.cache_dir / "smollm2-135m-instruct-hf"
     llm_pkg = base / "assistant-llm"
-    chain_pkg = base / "assistant"
     timings: list = []
     console.print(f"[bold]Hangar demo[/bold] — everything is kept under {settings.home}")
 
@@ -76,15 +75,21 @@ def run_demo(settings: Settings, questions=QUESTIONS, max_tokens: int = MAX_TOKE
 
     if not llm_pkg.exists():
         with _step(console, timings, f"package the LLM (transformers flavor) at {llm_pkg}"):
-            ht.save_model(llm_pkg, str(hf_dir), task="llm/v1/chat",
+            hangar_transformers.save_model(llm_pkg, str(hf_dir), task="llm/v1/chat",
                           generation_params={"max_tokens": max_tokens, "temperature": 0.0})
-    if not chain_pkg.exists():
-        with _step(console, timings, f"package prompt + LLM as a chat chain at {chain_pkg}"):
-            hc.save_model(chain_pkg, [hc.Prompt(SYSTEM_PROMPT, defaults={"product": "Hangar"}),
-                                      hc.Model(llm_pkg)], task="llm/v1/chat")
 
-    with _step(console, timings, "load the chain (checksums verified)"):
-        model = hp.load_model(chain_pkg)
+    from hangar.tracking import fluent as tracking
+
+    tracking.set_tracking_uri(settings.store_uri)
+    tracking.set_experiment("demo")
+    run = tracking.start_run(run_name="assistant-demo")
+    tracking.log_params({"llm": "SmolLM2-135M-Instruct", "max_tokens": max_tokens, "system_prompt": SYSTEM_PROMPT})
+    tracking.log_input({"question": list(questions)}, context="demo", name="demo-questions")
+    with _step(console, timings, "package prompt + LLM as a chat chain, logged as a model of the run"):
+        info = hc.log_model("assistant", [hc.Prompt(SYSTEM_PROMPT, defaults={"product": "Hangar"}),
+                                          hc.Model(llm_pkg)], task="llm/v1/chat")
+    with _step(console, timings, f"load it back by {info.model_uri} (checksums verified)"):
+        model = hp.load_model(info.model_uri)
 
     results = []
     for question in questions:
@@ -97,7 +102,14 @@ def run_demo(settings: Settings, questions=QUESTIONS, max_tokens: int = MAX_TOKE
         results.append({"question": question, "answer": text, "seconds": elapsed, "tokens": tokens})
         timings.append((f"answer: {question[:40]}", elapsed))
 
-    table = Table(title=f"{chain_pkg.name} (llm/v1/chat, at most {max_tokens} new tokens)", show_lines=True)
+    total_s = sum(r["seconds"] for r in results)
+    tracking.log_metrics({"answer_seconds_mean": total_s / len(results),
+                    "tokens_per_second": sum(r["tokens"] for r in results) / total_s if total_s else 0.0})
+    tracking.end_run()
+    console.print(f"[green]✓[/green] run {run.info.run_id} in experiment 'demo' "
+                  f"(see: hangar runs get {run.info.run_id}); model {info.model_uri}")
+
+    table = Table(title=f"assistant (llm/v1/chat, at most {max_tokens} new tokens)", show_lines=True)
     table.add_column("question", style="bold", max_width=30)
     table.add_column("answer", max_width=70)
     table.add_column("s", justify="right")
