@@ -69,3 +69,59 @@ def store(store_uri, tmp_path):
     s = SqlTrackingStore(store_uri, str(tmp_path / "artifacts"))
     yield s
     s.close()
+
+
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+BUCKET = "hangar-artifacts-test"
+
+
+# -- a real S3 endpoint: moto's server in a subprocess ----------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    pytest.importorskip("s3fs", reason="S3 tests need the s3 extra (s3fs)")
+    boto3 = pytest.importorskip("boto3", reason="S3 tests need boto3 to create the bucket")
+    pytest.importorskip("moto.server", reason="S3 tests need moto[server]")
+    from botocore.exceptions import EndpointConnectionError
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        client = boto3.client("s3", endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing",
+                              region_name="us-east-1")
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"moto server exited with {proc.returncode}:\n{log_path.read_text()[-2000:]}")
+            try:
+                client.create_bucket(Bucket=BUCKET)
+                break
+            except EndpointConnectionError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"moto server did not answer on {url} within 30 s:\n{log_path.read_text()[-2000:]}")
+                time.sleep(0.1)
+        options = {"key": "testing", "secret": "testing",
+                   "client_kwargs": {"endpoint_url": url, "region_name": "us-east-1"}}
+        yield {"url": url, "client": client, "options": options}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -110,3 +110,30 @@ def test_process_killed_during_log_model_leaves_nothing_loadable(tmp_path):
         info = hp.log_model("victim", lambda rows: rows)
     assert hp.load_model(f"runs:/{run_id}/victim").predict(["x"]).iloc[0, 0] == "x"
     assert info.status == "READY"
+
+
+def test_artifacts_on_s3_are_downloaded_once_into_the_cache(s3_server, monkeypatch, tmp_path):
+    """An object store as the artifact root: log a model there, load it back by URI."""
+    import uuid
+
+    from conftest import BUCKET
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server["url"])
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("HANGAR_ARTIFACT_ROOT", f"s3://{BUCKET}/tracking-{uuid.uuid4().hex}")
+    ht.set_tracking_uri(None)
+    sys.path.insert(0, str(ASSETS))
+    from hinted_model import HintedLen
+
+    with ht.start_run() as run:
+        info = hp.log_model("lengths", HintedLen(), input_example=["abc"])
+        ht.log_text("notes", "notes.txt")
+    assert info.artifact_location.startswith("s3://")
+    keys = [o["Key"] for o in s3_server["client"].list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert any(k.endswith(f"{info.model_id}/artifacts/MLmodel") for k in keys)
+    model = hp.load_model(info.model_uri)
+    assert model.predict(["four"]) == [4]
+    assert str(model.path).startswith(str(tmp_path / "home" / "cache" / "models"))
+    assert hp.load_model(f"runs:/{run.info.run_id}/lengths").path == model.path  # cached, not downloaded again

@@ -155,13 +155,9 @@ class Client:
         self._log_file(run_id, artifact_file, data)
 
     def _log_file(self, run_id: str, artifact_file: str, data: bytes) -> None:
-        dirname, _, filename = artifact_file.rpartition("/")
-        if not filename:
+        if not artifact_file or artifact_file.endswith("/"):
             raise InvalidArgumentError(f"artifact_file {artifact_file!r} must name a file")
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / filename
-            local.write_bytes(data)
-            self.artifact_repository(run_id).log_artifact(local, dirname or None)
+        self.artifact_repository(run_id).write_bytes(artifact_file, data)
 
     def list_artifacts(self, run_id: str, path: str | None = None):
         return self.artifact_repository(run_id).list_artifacts(path)

@@ -25,7 +25,9 @@ def _is_local(location: str) -> bool:
 def local_package(location: str, cache_dir: Path) -> Path:
     """A local directory holding the package stored at ``location``."""
     if _is_local(location):
-        path = Path(location.removeprefix("file://"))
+        from hangar.artifacts import local_path_from_uri
+
+        path = local_path_from_uri(location)
         if not path.is_dir():
             raise NotFoundError(f"The model's files are missing at {location}")
         return path
