@@ -150,3 +150,125 @@ logged_model_metrics = Table(
     Column("step", BigInteger, nullable=False),
     Column("run_id", ID, nullable=True),
 )
+
+# -- registry and governance (migration 0003) ------------------------------------------
+NAME = String(128)
+FULL_NAME = String(400)
+
+catalogs = Table(
+    "catalogs", metadata,
+    Column("name", NAME, primary_key=True),
+    Column("comment", Text, nullable=True),
+    Column("owner", String(256), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+schemas = Table(
+    "schemas", metadata,
+    Column("catalog_name", NAME, ForeignKey("catalogs.name"), primary_key=True),
+    Column("name", NAME, primary_key=True),
+    Column("comment", Text, nullable=True),
+    Column("owner", String(256), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+registered_models = Table(
+    "registered_models", metadata,
+    Column("full_name", FULL_NAME, primary_key=True),
+    Column("catalog_name", NAME, nullable=False),
+    Column("schema_name", NAME, nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("owner", String(256), nullable=False),
+    Column("last_version", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_registered_models_schema", "catalog_name", "schema_name"),
+)
+
+model_versions = Table(
+    "model_versions", metadata,
+    Column("full_name", FULL_NAME, ForeignKey("registered_models.full_name"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("logged_model_id", ID, nullable=True),
+    Column("run_id", ID, nullable=True),
+    Column("storage_location", Text, nullable=False),
+    Column("status", STATUS, nullable=False),
+    Column("status_message", Text, nullable=True),
+    Column("checksums", Text, nullable=True),
+    Column("signature", Text, nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("created_by", String(256), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("lease_expires", BigInteger, nullable=True),
+    Column("deleted_at", BigInteger, nullable=True),
+)
+
+registered_model_tags = Table(
+    "registered_model_tags", metadata,
+    Column("full_name", FULL_NAME, ForeignKey("registered_models.full_name", ondelete="CASCADE"), primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_version_tags = Table(
+    "model_version_tags", metadata,
+    Column("full_name", FULL_NAME, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+aliases = Table(
+    "aliases", metadata,
+    Column("full_name", FULL_NAME, ForeignKey("registered_models.full_name", ondelete="CASCADE"), primary_key=True),
+    Column("alias", NAME, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_by", String(256), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+alias_history = Table(
+    "alias_history", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("full_name", FULL_NAME, nullable=False),
+    Column("alias", NAME, nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("previous_version", Integer, nullable=True),
+    Column("actor", String(256), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Index("ix_alias_history_model_alias", "full_name", "alias"),
+)
+
+lineage_edges = Table(
+    "lineage_edges", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("src_type", String(32), nullable=False),
+    Column("src_id", String(512), nullable=False),
+    Column("dst_type", String(32), nullable=False),
+    Column("dst_id", String(512), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_lineage_src", "src_type", "src_id"),
+    Index("ix_lineage_dst", "dst_type", "dst_id"),
+    Index("ux_lineage_edge", "src_type", "src_id", "dst_type", "dst_id", unique=True),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("securable_type", String(32), nullable=False),
+    Column("securable", String(512), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("details", Text, nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_securable", "securable", "at"),
+)
