@@ -139,11 +139,12 @@ def test_unknown_task_is_rejected(tmp_path):
         hp.save_model(tmp_path / "m", EchoChat(), task="chat")
 
 
-def test_remote_uri_without_registry_says_so():
+def test_registry_uris_resolve_through_the_installed_resolver():
+    """The package layer finds the registry's resolver by entry point, never by import."""
     from hangar.errors import NotFoundError
 
-    with pytest.raises(NotFoundError, match="no resolver"):
-        hp.load_model("models:/main.default.assistant@champion")
+    with pytest.raises(NotFoundError, match="No registered model 'main.default.nobody'"):
+        hp.load_model("models:/main.default.nobody@champion")
 
 
 def test_public_api_is_curated():

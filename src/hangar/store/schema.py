@@ -185,6 +185,7 @@ registered_models = Table(
     Column("last_version", Integer, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger, nullable=True),
     Index("ix_registered_models_schema", "catalog_name", "schema_name"),
 )
 

@@ -22,8 +22,9 @@ def _is_local(location: str) -> bool:
     return "://" not in location or location.startswith("file://")
 
 
-def local_package(location: str, cache_dir: Path) -> Path:
-    """A local directory holding the package stored at ``location``."""
+def local_package(location: str, cache_dir: Path, key: str | None = None) -> Path:
+    """A local directory holding the package stored at ``location``; remote packages are cached
+    under ``key`` (a content address) or a digest of the location."""
     if _is_local(location):
         from hangar.artifacts import local_path_from_uri
 
@@ -33,7 +34,7 @@ def local_package(location: str, cache_dir: Path) -> Path:
         return path
     from hangar.artifacts import get_artifact_repository
 
-    target = cache_dir / "models" / hashlib.sha256(location.encode()).hexdigest()[:32]
+    target = cache_dir / "models" / (key or hashlib.sha256(location.encode()).hexdigest()[:32])
     if (target / "MLmodel").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -62,8 +63,8 @@ class TrackingResolver:
         if parsed.scheme == "models":
             if parsed.logged_model_id is None:
                 raise NotFoundError(
-                    f"Cannot resolve {uri!r}: registered models (catalog.schema.model) need the registry, "
-                    "which is not built yet; load the logged model by models:/<logged-model-id> or runs:/..."
+                    f"Cannot resolve {uri!r} here: registered models are resolved by the registry "
+                    "(hangar.catalog.resolver.RegistryResolver)"
                 )
             lm = c.get_logged_model(parsed.logged_model_id)
         else:

@@ -49,6 +49,7 @@ def upgrade():
         sa.Column("last_version", sa.Integer, nullable=False),
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("updated_at", sa.BigInteger, nullable=False),
+        sa.Column("deleted_at", sa.BigInteger, nullable=True),
     )
     op.create_index("ix_registered_models_schema", "registered_models", ["catalog_name", "schema_name"])
     op.create_table(

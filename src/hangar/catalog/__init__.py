@@ -1,0 +1,1 @@
+"""The governed registry: catalog.schema.model, versions, aliases, lineage and audit."""
