@@ -40,6 +40,7 @@ def test_demo_end_to_end_and_rerun_reuses_its_work(tmp_path):
     home = tmp_path / "home"
     assert (home / "demo" / "assistant-llm" / "MLmodel").is_file()
     assert "experiment 'demo'" in first.stdout and "models:/m-" in first.stdout
+    assert "models:/main.default.assistant/1 @champion" in first.stdout
     runs = subprocess.run([sys.executable, "-m", "hangar.cli.main", "runs", "list", "--experiment-id", "1", "--json"],
                           env=env, capture_output=True, text=True, timeout=60)
     import json
@@ -50,3 +51,4 @@ def test_demo_end_to_end_and_rerun_reuses_its_work(tmp_path):
     assert second.returncode == 0, second.stderr
     assert "cached" in second.stdout and "convert SmolLM2" not in second.stdout
     assert "Paris" in second.stdout
+    assert "models:/main.default.assistant/2 @champion" in second.stdout

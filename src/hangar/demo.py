@@ -88,8 +88,14 @@ def run_demo(settings: Settings, questions=QUESTIONS, max_tokens: int = MAX_TOKE
     with _step(console, timings, "package prompt + LLM as a chat chain, logged as a model of the run"):
         info = hc.log_model("assistant", [hc.Prompt(SYSTEM_PROMPT, defaults={"product": "Hangar"}),
                                           hc.Model(llm_pkg)], task="llm/v1/chat")
-    with _step(console, timings, f"load it back by {info.model_uri} (checksums verified)"):
-        model = hp.load_model(info.model_uri)
+    from hangar.catalog.fluent import registry
+
+    with _step(console, timings, "register it as main.default.assistant and point @champion at it"):
+        version = registry().register_model(info.model_uri, "main.default.assistant")
+        registry().set_alias("main.default.assistant", "champion", version.version)
+    with _step(console, timings, f"load models:/main.default.assistant@champion (version {version.version}, "
+                                 "checksums verified)"):
+        model = hp.load_model("models:/main.default.assistant@champion")
 
     results = []
     for question in questions:
@@ -107,7 +113,8 @@ def run_demo(settings: Settings, questions=QUESTIONS, max_tokens: int = MAX_TOKE
                     "tokens_per_second": sum(r["tokens"] for r in results) / total_s if total_s else 0.0})
     tracking.end_run()
     console.print(f"[green]✓[/green] run {run.info.run_id} in experiment 'demo' "
-                  f"(see: hangar runs get {run.info.run_id}); model {info.model_uri}")
+                  f"(see: hangar runs get {run.info.run_id}); logged model {info.model_uri}; "
+                  f"registered as models:/main.default.assistant/{version.version} @champion")
 
     table = Table(title=f"assistant (llm/v1/chat, at most {max_tokens} new tokens)", show_lines=True)
     table.add_column("question", style="bold", max_width=30)
