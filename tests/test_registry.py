@@ -203,3 +203,18 @@ def test_killed_registration_is_never_served_and_the_next_one_works(client, stor
     assert v2.version == 2 and v2.status == "READY"
     assert client.get_model_version("victim", 1).status == "FAILED"
     assert load(client, "models:/victim/2").predict(["abc"]) == [3]
+
+
+def test_filter_strings_for_models_and_versions(client, package):
+    client.create_catalog("prod")
+    client.create_schema("prod.support")
+    client.create_registered_model("prod.support.bot", tags={"team": "cx"})
+    client.create_registered_model("main.default.other", tags={"team": "ml"})
+    found = client.search_registered_models(filter_string="name LIKE 'prod.%' and tags.team = 'cx'")
+    assert [m.full_name for m in found] == ["prod.support.bot"]
+    for _ in range(3):
+        client.register_model(package, "prod.support.bot")
+    versions = client.search_model_versions("prod.support.bot", filter_string="version >= 2 and status = 'READY'")
+    assert [v.version for v in versions] == [3, 2]
+    with pytest.raises(InvalidArgumentError, match="Invalid filter"):
+        client.search_registered_models(filter_string="tags.team == 'x'")

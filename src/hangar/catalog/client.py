@@ -51,8 +51,9 @@ class Client(TrackingClient):
 
     def search_registered_models(self, catalog: str | None = None, schema: str | None = None,
                                  name_like: str | None = None, tags: dict | None = None, alias: str | None = None,
-                                 max_results: int = 1000):
-        return self.registry.search_registered_models(catalog, schema, name_like, tags, alias, max_results)
+                                 max_results: int = 1000, filter_string: str | None = None):
+        return self.registry.search_registered_models(catalog, schema, name_like, tags, alias, max_results,
+                                                      filter_string)
 
     def update_registered_model(self, name: str, comment: str):
         return self.registry.update_registered_model(name, comment)
@@ -75,8 +76,8 @@ class Client(TrackingClient):
         return self.registry.get_model_version(name, version)
 
     def search_model_versions(self, name: str, status: str | None = None, tags: dict | None = None,
-                              include_deleted: bool = False):
-        return self.registry.search_model_versions(name, status, tags, include_deleted)
+                              include_deleted: bool = False, filter_string: str | None = None):
+        return self.registry.search_model_versions(name, status, tags, include_deleted, filter_string)
 
     def update_model_version(self, name: str, version, comment: str):
         return self.registry.update_model_version(name, version, comment)

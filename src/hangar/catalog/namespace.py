@@ -157,9 +157,17 @@ class NamespaceMixin:
 
     def search_registered_models(self, catalog: str | None = None, schema: str | None = None,
                                  name_like: str | None = None, tags: dict | None = None,
-                                 alias: str | None = None, max_results: int = 1000) -> list[RegisteredModel]:
-        """Models by catalog / schema, name pattern (SQL LIKE, ``%`` wildcard), tags and alias."""
+                                 alias: str | None = None, max_results: int = 1000,
+                                 filter_string: str | None = None) -> list[RegisteredModel]:
+        """Models by catalog / schema, name pattern (SQL LIKE, ``%`` wildcard), tags, alias, and
+        a filter string (``name LIKE 'main.%' and tags.team = 'cx'``)."""
         q = select(t.registered_models).where(t.registered_models.c.deleted_at.is_(None))
+        if filter_string:
+            from hangar.catalog.search import REGISTERED_MODEL_SEARCH
+            from hangar.tracking.search import build_search
+
+            matching = build_search(REGISTERED_MODEL_SEARCH, [], filter_string, None, 50000, 0).subquery()
+            q = q.where(t.registered_models.c.full_name.in_(select(matching.c.full_name)))
         if catalog:
             q = q.where(t.registered_models.c.catalog_name == catalog)
         if schema:

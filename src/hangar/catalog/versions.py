@@ -161,9 +161,18 @@ class VersionsMixin:
             return self._version_entity(conn, self._version_row(conn, full, version))
 
     def search_model_versions(self, name: str, status: str | None = None, tags: dict | None = None,
-                              include_deleted: bool = False) -> list[ModelVersion]:
+                              include_deleted: bool = False, filter_string: str | None = None) -> list[ModelVersion]:
+        """Versions of a model, newest first; ``filter_string`` as for runs (``status = 'READY'
+        and run_id = '...'``, ``version > 3``)."""
         full = names.model_name(name)[0]
         q = select(t.model_versions).where(t.model_versions.c.full_name == full)
+        if filter_string:
+            from hangar.catalog.search import MODEL_VERSION_SEARCH
+            from hangar.tracking.search import build_search
+
+            matching = build_search(MODEL_VERSION_SEARCH, [t.model_versions.c.full_name == full], filter_string,
+                                    None, 50000, 0).subquery()
+            q = q.where(t.model_versions.c.version.in_(select(matching.c.version)))
         if not include_deleted:
             q = q.where(t.model_versions.c.deleted_at.is_(None))
         if status:
