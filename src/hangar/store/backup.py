@@ -144,6 +144,8 @@ def backup_sqlite(source_uri: str, dest_path, *, overwrite: bool = False) -> Bac
                                    "nothing was kept")
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        for suffix in ("-wal", "-shm", "-journal"):  # an overwritten file's sidecars would be replayed onto the copy
+            dest.with_name(dest.name + suffix).unlink(missing_ok=True)
         os.replace(tmp, dest)
         _fsync_dir(dest.parent)
     except sqlite3.Error as exc:

@@ -312,19 +312,39 @@ def _digest_table(conn, table, total: int, progress: Progress | None, phase: str
     return digest
 
 
-def _copy_table(sconn, tconn, table, total: int, pairs, progress: Progress | None, batch_rows: int):
+@contextlib.contextmanager
+def _writer(tconn, table):
+    """A function that writes batches of rows into ``table``: PostgreSQL's COPY where the driver
+    has it (psycopg 3; about twice as fast as INSERT), else an executemany INSERT. Either way it
+    runs in the target's one transaction, and the verification pass reads back what it wrote."""
     names = [c.name for c in table.columns]
+    if tconn.dialect.name == "postgresql" and tconn.dialect.driver == "psycopg":
+        q = tconn.dialect.identifier_preparer
+        sql = f"COPY {q.format_table(table)} ({', '.join(q.quote(n) for n in names)}) FROM STDIN"
+        with tconn.connection.dbapi_connection.cursor() as cur, cur.copy(sql) as copy:
+            def write(rows):
+                for r in rows:
+                    copy.write_row(r)
+            yield write
+        return
     insert = table.insert()
+    yield lambda rows: tconn.execute(insert, [dict(zip(names, r)) for r in rows])
+
+
+def _copy_table(sconn, tconn, table, total: int, pairs, progress: Progress | None, batch_rows: int):
     digest, rewritten = _Digest(table), 0
     if progress:
         progress("copy", table.name, 0, total)
-    for part in _scan(sconn, table, batch_rows):
-        rows, n = _rewritten(table, part, pairs)
-        tconn.execute(insert, [dict(zip(names, r)) for r in rows])
-        digest.add(rows)
-        rewritten += n
-        if progress:
-            progress("copy", table.name, digest.rows, total)
+    if total == 0:
+        return digest, rewritten
+    with _writer(tconn, table) as write:
+        for part in _scan(sconn, table, batch_rows):
+            rows, n = _rewritten(table, part, pairs)
+            write(rows)
+            digest.add(rows)
+            rewritten += n
+            if progress:
+                progress("copy", table.name, digest.rows, total)
     return digest, rewritten
 
 
@@ -397,7 +417,7 @@ def copy_store(source_uri: str, target_uri: str, *, artifact_root_map: dict[str,
                 try:
                     digests[table.name], n = _copy_table(sconn, tconn, table, totals[table.name], pairs, progress,
                                                          batch_rows)
-                except DBAPIError as exc:
+                except (DBAPIError, tconn.dialect.loaded_dbapi.Error) as exc:
                     raise StoreCopyError(f"Copying table {table.name} failed, so the target was rolled back and "
                                          f"holds no rows: {_reason(exc)}") from exc
                 rewritten += n
