@@ -218,3 +218,18 @@ def test_filter_strings_for_models_and_versions(client, package):
     assert [v.version for v in versions] == [3, 2]
     with pytest.raises(InvalidArgumentError, match="Invalid filter"):
         client.search_registered_models(filter_string="tags.team == 'x'")
+
+
+def test_lineage_from_dataset_to_version(client):
+    from hangar.tracking.datasets import DatasetInput, dataset_from
+    from hangar.tracking.logged_models import log_model
+
+    run = client.create_run()
+    client.log_inputs(run.info.run_id, [DatasetInput(dataset_from({"q": ["a"]}, name="questions"), "train")])
+    info = log_model(hp.save_model, "m", HintedLen(), input_example=["a"], run_id=run.info.run_id, client=client)
+    client.register_model(info.model_uri, "assistant")
+    client.set_alias("assistant", "champion", 1)
+    up = client.get_lineage("models:/assistant@champion")
+    assert {n.type for n in up.nodes} == {"dataset", "run", "logged_model", "model_version"}
+    down = client.get_lineage(f"runs:/{run.info.run_id}", direction="downstream")
+    assert any(n.id == "main.default.assistant/1" for n in down.nodes)

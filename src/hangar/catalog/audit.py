@@ -87,6 +87,9 @@ class AuditRecord:
 
 @dataclass(frozen=True)
 class AuditVerification:
+    """The outcome of ``verify``: ``records`` verified good before the first problem; the head is
+    the last good record (``None`` when there is none)."""
+
     ok: bool
     records: int
     first_bad_seq: int | None = None
@@ -167,7 +170,9 @@ def append(conn, *, actor: str, action: str, securable_type: str, securable: str
            details: dict | None = None, request_id: str | None = None, at: int | None = None) -> AuditRecord:
     """Append one record inside the caller's open write transaction, so that it commits or rolls
     back with the change it describes. ``details`` must be JSON-serialisable and hold no secrets."""
-    fields = {"at": now_ms() if at is None else int(at), "actor": actor, "action": action,
+    if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 0):
+        raise InvalidArgumentError(f"Audit time 'at' is milliseconds since the epoch, got {at!r}")
+    fields = {"at": now_ms() if at is None else at, "actor": actor, "action": action,
               "securable_type": securable_type, "securable": securable, "outcome": outcome,
               "details": details, "request_id": request_id}
     _check_fields(fields)

@@ -102,11 +102,14 @@ class Client(TrackingClient):
         return self.registry.get_alias_history(name, alias)
 
     # lineage and audit
-    def get_lineage(self, entity_type: str, entity_id: str, direction: str = "upstream", max_depth: int = 10):
+    def get_lineage(self, entity: str, direction: str = "upstream", max_depth: int = 10, entity_id: str | None = None):
+        """The lineage graph around ``entity``: a URI (``models:/name/3``, ``models:/name@champion``,
+        ``runs:/<id>``, ``models:/<logged-model-id>``), ``type:id``, or a type with ``entity_id``."""
         from hangar.catalog import lineage
 
         with self.store.engine.connect() as conn:
-            return lineage.get_lineage(conn, entity_type, entity_id, direction, max_depth)
+            node_type, node_id = (entity, entity_id) if entity_id is not None else lineage.resolve_entity(conn, entity)
+            return lineage.get_lineage(conn, node_type, node_id, direction, max_depth)
 
     def list_audit(self, **filters):
         from hangar.catalog import audit

@@ -306,9 +306,10 @@ class VersionsMixin:
                                     + (f": {mv.status_message}" if mv.status_message else ""))
         content_key = _content_key(mv.checksums or {})
         path = local_package(mv.storage_location, self.cache_dir, key=content_key)
-        with self._tx() as conn:
-            self._audit(conn, "LOAD_MODEL", "registered_model", mv.full_name, version=mv.version,
-                        alias=parsed.alias)
+        from hangar.catalog import audit
+
+        audit.record(self.engine, actor=self.actor, action="LOAD_MODEL", securable_type="registered_model",
+                     securable=mv.full_name, details={"version": mv.version, "alias": parsed.alias})
         return path
 
 
