@@ -17,7 +17,9 @@ class RegistryResolver:
 
         parsed = parse_model_uri(uri)
         if parsed.scheme == "runs" or parsed.logged_model_id is not None:
-            return TrackingResolver().resolve(uri)
+            if self._registry is None:
+                return TrackingResolver().resolve(uri)
+            return TrackingResolver(self._registry._tracking_client()).resolve(uri)
         if self._registry is None:
             from hangar.catalog.fluent import registry
 

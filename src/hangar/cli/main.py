@@ -16,6 +16,14 @@ _COMMANDS = {
     "runs": "hangar.cli.runs:runs",
     "models": "hangar.cli.models:models",
     "demo": "hangar.cli.demo:demo",
+    "audit": "hangar.cli.audit:audit",
+    "lineage": "hangar.cli.lineage:lineage",
+    "store": "hangar.cli.store:store",
+    "catalogs": "hangar.cli.catalogs:catalogs",
+    "schemas": "hangar.cli.schemas:schemas",
+    "versions": "hangar.cli.versions:versions",
+    "aliases": "hangar.cli.aliases:aliases",
+    "gc": "hangar.cli.gc:gc",
 }
 
 

@@ -104,3 +104,112 @@ def predict(model_uri, input_, params, stream, env_manager):
     elif hasattr(result, "tolist"):
         result = result.tolist()
     click.echo(json.dumps(result, default=str))
+
+
+# -- registered models (the registry) ----------------------------------------------------------
+
+def _model_rows(found) -> list[list]:
+    from hangar.cli.output import when
+
+    return [[m.full_name, m.last_version, ", ".join(f"@{a}={v}" for a, v in sorted(m.aliases.items())) or None,
+             ", ".join(f"{k}={v}" for k, v in sorted(m.tags.items())) or None, m.owner, when(m.updated_at), m.comment]
+            for m in found]
+
+
+@models.command("list")
+@click.option("--catalog", default=None)
+@click.option("--schema", default=None)
+@click.option("--name-like", default=None, help="SQL LIKE pattern on the full name, e.g. 'main.support.%'.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only models with this tag (repeatable).")
+@click.option("--alias", default=None, help="Only models that have this alias.")
+@click.option("--max-results", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_registered(catalog, schema, name_like, tags, alias, max_results, as_json):
+    """List registered models."""
+    from hangar.cli.output import emit_json, table
+    from hangar.cli.versions import parse_tags, registry_client
+
+    with registry_client() as c:
+        found = c.search_registered_models(catalog, schema, name_like, parse_tags(tags, "--tag") or None, alias,
+                                           max_results)
+    if as_json:
+        return emit_json(found)
+    table("registered models", ["name", "latest", "aliases", "tags", "owner", "updated (UTC)", "comment"],
+          _model_rows(found))
+
+
+@models.command()
+@click.argument("name")
+@click.option("--versions", "n_versions", default=5, show_default=True, type=click.IntRange(0, 10_000),
+              help="How many of the newest versions to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def get(name, n_versions, as_json):
+    """Show a registered model: comment, tags, aliases and its newest versions."""
+    from hangar.cli.output import emit_json, table, when
+    from hangar.cli.versions import VERSION_COLUMNS, registry_client, version_rows
+
+    with registry_client() as c:
+        m = c.get_registered_model(name)
+        latest = c.search_model_versions(m.full_name)[:n_versions]
+    if as_json:
+        return emit_json({"model": m, "latest_versions": latest})
+    table(m.full_name, ["field", "value"], [
+        ["comment", m.comment], ["owner", m.owner], ["latest version", m.last_version],
+        ["created (UTC)", when(m.created_at)], ["updated (UTC)", when(m.updated_at)]]
+        + [[f"@{a}", f"version {v}"] for a, v in sorted(m.aliases.items())]
+        + [[f"tags.{k}", v] for k, v in sorted(m.tags.items())])
+    if latest:
+        table(f"latest versions of {m.full_name}", VERSION_COLUMNS, version_rows(latest))
+
+
+@models.command()
+@click.argument("name")
+@click.option("--comment", default=None)
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def create(name, comment, tags, as_json):
+    """Create a registered model (a bare NAME lives in main.default)."""
+    from hangar.cli.output import emit_json
+    from hangar.cli.versions import parse_tags, registry_client
+
+    with registry_client() as c:
+        m = c.create_registered_model(name, comment, parse_tags(tags, "--tag") or None)
+    if as_json:
+        return emit_json(m)
+    click.echo(f"created model {m.full_name}")
+
+
+@models.command()
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Also remove its aliases.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def delete(name, force, as_json):
+    """Delete a registered model and its versions (refused while it has aliases, unless --force);
+    `hangar gc` removes the files. Its name is never reused."""
+    from hangar.cli.output import emit_json
+    from hangar.cli.versions import force_hint, registry_client
+
+    with registry_client() as c, force_hint():
+        full = c.get_registered_model(name).full_name
+        c.delete_registered_model(full, force=force)
+    if as_json:
+        return emit_json({"deleted": full})
+    click.echo(f"deleted model {full}")
+
+
+@models.command()
+@click.argument("name")
+@click.argument("key")
+@click.argument("value")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def tag(name, key, value, as_json):
+    """Set the tag KEY to VALUE on a registered model."""
+    from hangar.cli.output import emit_json
+    from hangar.cli.versions import registry_client
+
+    with registry_client() as c:
+        c.set_registered_model_tag(name, key, value)
+        m = c.get_registered_model(name)
+    if as_json:
+        return emit_json(m)
+    click.echo(f"tagged {m.full_name}: {key}={value}")

@@ -36,6 +36,7 @@ def local_package(location: str, cache_dir: Path, key: str | None = None) -> Pat
 
     target = cache_dir / "models" / (key or hashlib.sha256(location.encode()).hexdigest()[:32])
     if (target / "MLmodel").is_file():
+        os.utime(target)  # last used: what `hangar gc` ages cache entries by
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
