@@ -137,3 +137,13 @@ def test_artifacts_on_s3_are_downloaded_once_into_the_cache(s3_server, monkeypat
     assert model.predict(["four"]) == [4]
     assert str(model.path).startswith(str(tmp_path / "home" / "cache" / "models"))
     assert hp.load_model(f"runs:/{run.info.run_id}/lengths").path == model.path  # cached, not downloaded again
+
+
+def test_log_model_can_register_in_one_call():
+    sys.path.insert(0, str(ASSETS))
+    from hinted_model import HintedLen
+
+    with ht.start_run():
+        info = hp.log_model("lengths", HintedLen(), input_example=["abc"], registered_model_name="main.default.lengths")
+    assert info.registered_version.version == 1 and info.registered_version.logged_model_id == info.model_id
+    assert hp.load_model("models:/main.default.lengths/1").predict(["ab"]) == [2]

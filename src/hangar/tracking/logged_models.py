@@ -24,6 +24,7 @@ class ModelInfo:
     artifact_location: str
     flavors: tuple[str, ...]
     status: str
+    registered_version: Any = None
 
     @property
     def model_uri(self) -> str:
