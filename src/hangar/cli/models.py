@@ -23,7 +23,7 @@ def _read_json_arg(value: str | None, what: str):
 
 @click.group()
 def models():
-    """Inspect, verify and run model packages."""
+    """Registered models (list, get, create, delete, tag) and packages (inspect, verify, predict)."""
 
 
 @models.command()
