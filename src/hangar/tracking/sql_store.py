@@ -33,7 +33,7 @@ from hangar.tracking.entities import (
 from hangar.tracking.sql_logged_models import LoggedModelsMixin
 
 VIEWS = ("active", "deleted", "all")
-_CHUNK = 900
+_CHUNK = 10000  # ids per IN (...) query: under SQLite's 32,766 bound-parameter limit
 
 
 def now_ms() -> int:
@@ -76,6 +76,19 @@ class SqlTrackingStore(LoggedModelsMixin):
                 "insert_params": t.params.insert(),
                 "existing_params": select(t.params.c.key, t.params.c.value).where(
                     t.params.c.run_id == bindparam("rid"), t.params.c.key.in_(bindparam("keys", expanding=True))),
+                "experiment_for_run": select(t.experiments.c.artifact_location, t.experiments.c.lifecycle_stage)
+                .where(t.experiments.c.experiment_id == bindparam("eid")),
+                "insert_run": t.runs.insert(),
+                "insert_tags": t.tags.insert(),
+                "update_run": update(t.runs).where(
+                    t.runs.c.run_id == bindparam("rid"), t.runs.c.lifecycle_stage == ACTIVE).values(
+                    status=func.coalesce(bindparam("new_status", type_=t.runs.c.status.type), t.runs.c.status),
+                    end_time=func.coalesce(bindparam("new_end", type_=t.runs.c.end_time.type), t.runs.c.end_time),
+                    run_name=func.coalesce(bindparam("new_name", type_=t.runs.c.run_name.type), t.runs.c.run_name)),
+                "runs_by_ids": select(t.runs).where(t.runs.c.run_id.in_(bindparam("ids", expanding=True))),
+                **{f"{table.name}_by_ids": select(table.c.run_id, table.c.key, table.c.value).where(
+                    table.c.run_id.in_(bindparam("ids", expanding=True)))
+                   for table in (t.params, t.tags, t.latest_metrics)},
             }
             self._stmts = stmts
         return stmts
@@ -201,8 +214,8 @@ class SqlTrackingStore(LoggedModelsMixin):
         tag_rows = [{"run_id": run_id, "key": v.key("tag", k), "value": v.tag_value(k, val)}
                     for k, val in (tags or {}).items()]
         with self._tx() as conn:
-            exp = conn.execute(select(t.experiments.c.artifact_location, t.experiments.c.lifecycle_stage)
-                               .where(t.experiments.c.experiment_id == eid)).first()
+            stmts = self._statements(conn)
+            exp = conn.execute(stmts["experiment_for_run"], {"eid": eid}).first()
             if exp is None:
                 raise NotFoundError(f"No experiment with id {experiment_id!r}")
             if exp.lifecycle_stage != ACTIVE:
@@ -210,12 +223,12 @@ class SqlTrackingStore(LoggedModelsMixin):
             if parent_run_id is not None:
                 self._active_run(conn, parent_run_id)
             artifact_uri = f"{exp.artifact_location}/{run_id}/artifacts"
-            conn.execute(t.runs.insert().values(
-                run_id=run_id, experiment_id=eid, run_name=run_name, status="RUNNING", start_time=start,
-                end_time=None, lifecycle_stage=ACTIVE, artifact_uri=artifact_uri, user_id=user_id,
-                parent_run_id=parent_run_id))
+            conn.execute(stmts["insert_run"], {
+                "run_id": run_id, "experiment_id": eid, "run_name": run_name, "status": "RUNNING",
+                "start_time": start, "end_time": None, "lifecycle_stage": ACTIVE, "artifact_uri": artifact_uri,
+                "user_id": user_id, "parent_run_id": parent_run_id})
             if tag_rows:
-                conn.execute(t.tags.insert(), tag_rows)
+                conn.execute(stmts["insert_tags"], tag_rows)
         info = RunInfo(run_id, str(eid), run_name, "RUNNING", start, None, ACTIVE, artifact_uri, user_id, parent_run_id)
         return Run(info, RunData(tags={r["key"]: r["value"] for r in tag_rows}))
 
@@ -229,20 +242,19 @@ class SqlTrackingStore(LoggedModelsMixin):
 
     def update_run_info(self, run_id: str, status: str | None = None, end_time: int | None = None,
                         run_name: str | None = None) -> None:
-        values = {}
-        if status is not None:
-            if status not in RUN_STATUSES:
-                raise InvalidArgumentError(f"Unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}")
-            values["status"] = status
-        if end_time is not None:
-            values["end_time"] = end_time
+        if status is not None and status not in RUN_STATUSES:
+            raise InvalidArgumentError(f"Unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}")
         if run_name is not None:
-            values["run_name"] = v.name("run", run_name)
-        if not values:
+            v.name("run", run_name)
+        if end_time is not None:
+            v.int_value("end_time", end_time)
+        if status is None and end_time is None and run_name is None:
             return
         with self._tx() as conn:
-            self._active_run(conn, run_id)
-            conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(**values))
+            changed = conn.execute(self._statements(conn)["update_run"], {
+                "rid": run_id, "new_status": status, "new_end": end_time, "new_name": run_name}).rowcount
+            if not changed:
+                self._active_run(conn, run_id)  # raises: not found, or deleted
 
     def _set_run_stage(self, run_id: str, stage: str) -> None:
         with self._tx() as conn:
@@ -265,12 +277,13 @@ class SqlTrackingStore(LoggedModelsMixin):
     def _load_runs(self, conn, run_ids: list[str], with_inputs: bool = False) -> list[Run]:
         """Runs with their params, latest metrics and tags, in the order of ``run_ids``."""
         rows, params, metrics, tags = {}, {}, {}, {}
+        stmts = self._statements(conn)
         for chunk in _chunks(run_ids):
-            for r in conn.execute(select(t.runs).where(t.runs.c.run_id.in_(chunk))):
+            for r in conn.execute(stmts["runs_by_ids"], {"ids": chunk}).all():
                 rows[r.run_id] = r
-            for table, target in ((t.params, params), (t.tags, tags), (t.latest_metrics, metrics)):
-                for r in conn.execute(select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(chunk))):
-                    target.setdefault(r[0], {})[r[1]] = r[2]
+            for name, target in (("params", params), ("tags", tags), ("latest_metrics", metrics)):
+                for rid, key, value in conn.execute(stmts[f"{name}_by_ids"], {"ids": chunk}).all():
+                    target.setdefault(rid, {})[key] = value
         inputs = self._load_inputs(conn, run_ids) if with_inputs else {}
         out = []
         for rid in run_ids:
