@@ -42,3 +42,35 @@ def test_eight_processes_log_to_the_same_run(store_uri, tmp_path):
     assert len(run.data.params) == PROCESSES * 3
     assert run.data.metrics["loss"] == float(PER_PROCESS - 1)  # the highest step's value
     store.close()
+
+
+def _set_experiment_and_log(uri, home, start_evt):
+    import os
+
+    os.environ["HANGAR_HOME"] = home
+    from hangar.tracking import fluent
+
+    fluent.set_tracking_uri(uri)
+    start_evt.wait(30)
+    fluent.set_experiment("shared")
+    with fluent.start_run():
+        fluent.log_metric("m", 1.0)
+
+
+@pytest.mark.slow
+def test_eight_processes_create_the_same_experiment(store_uri, tmp_path):
+    ctx = mp.get_context("spawn")
+    start = ctx.Event()
+    procs = [ctx.Process(target=_set_experiment_and_log, args=(store_uri, str(tmp_path / "home"), start))
+             for _ in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * PROCESSES
+    store = SqlTrackingStore(store_uri, str(tmp_path / "art"))
+    exp = store.get_experiment_by_name("shared")
+    runs, _ = store.search_runs([exp.experiment_id])
+    assert len(runs) == PROCESSES
+    store.close()

@@ -108,28 +108,33 @@ class NamespaceMixin:
             self._audit(conn, "DELETE_SCHEMA", "schema", full_name)
 
     # -- registered models -------------------------------------------------------------
-    def _create_model_in(self, conn, full: str, cat: str, sch: str, name: str, comment: str | None) -> None:
+    def _create_model_in(self, conn, full: str, cat: str, sch: str, name: str, comment: str | None) -> bool:
+        """Create the model row unless a concurrent transaction just did; True if this one did."""
+        from hangar.store.upsert import insert_for
+
         if not conn.execute(select(t.schemas.c.name).where(t.schemas.c.catalog_name == cat,
                                                            t.schemas.c.name == sch)).first():
             raise NotFoundError(
                 f"No schema {cat}.{sch} for model {full!r}; create it first (create_schema('{cat}.{sch}'))"
             )
         ts = _now()
-        conn.execute(t.registered_models.insert().values(
+        created = conn.execute(insert_for(conn, t.registered_models).values(
             full_name=full, catalog_name=cat, schema_name=sch, name=name, comment=comment, owner=self.actor,
-            last_version=0, created_at=ts, updated_at=ts, deleted_at=None))
-        self._audit(conn, "CREATE_MODEL", "registered_model", full)
+            last_version=0, created_at=ts, updated_at=ts, deleted_at=None)
+            .on_conflict_do_nothing(index_elements=["full_name"])).rowcount
+        if created:
+            self._audit(conn, "CREATE_MODEL", "registered_model", full)
+        return bool(created)
 
     def create_registered_model(self, name: str, comment: str | None = None, tags: dict | None = None) -> RegisteredModel:
         full, cat, sch, short = names.model_name(name)
         with self._tx() as conn:
             row = conn.execute(select(t.registered_models.c.deleted_at).where(
                 t.registered_models.c.full_name == full)).first()
-            if row is not None:
+            if row is not None or not self._create_model_in(conn, full, cat, sch, short, comment):
                 raise AlreadyExistsError(
-                    f"Model {full!r} already exists" + (" (deleted; its name is kept)" if row.deleted_at else "")
+                    f"Model {full!r} already exists" + (" (deleted; its name is kept)" if row and row.deleted_at else "")
                 )
-            self._create_model_in(conn, full, cat, sch, short, comment)
             for k, val in (tags or {}).items():
                 conn.execute(t.registered_model_tags.insert().values(full_name=full, key=v.key("tag", k),
                                                                      value=v.tag_value(k, val)))

@@ -30,10 +30,20 @@ class SqlRegistry(NamespaceMixin, VersionsMixin):
 
     @contextlib.contextmanager
     def _tx(self):
-        with self.engine.connect() as conn:
-            conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                yield conn
+        """A write transaction; a uniqueness race with a concurrent writer becomes a ConflictError."""
+        from sqlalchemy.exc import IntegrityError
+
+        from hangar.errors import ConflictError
+
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    yield conn
+        except IntegrityError as exc:
+            raise ConflictError(
+                f"A concurrent change to the same object won; nothing was changed. Try again ({exc.orig})"
+            ) from None
 
     @contextlib.contextmanager
     def _read(self):

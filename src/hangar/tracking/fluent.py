@@ -71,7 +71,12 @@ def set_experiment(experiment_name: str | None = None, experiment_id: str | None
     else:
         exp = c.get_experiment_by_name(experiment_name)
         if exp is None:
-            exp = c.get_experiment(c.create_experiment(experiment_name))
+            from hangar.errors import AlreadyExistsError, ConflictError
+
+            try:
+                exp = c.get_experiment(c.create_experiment(experiment_name))
+            except (AlreadyExistsError, ConflictError):  # another process created it just now
+                exp = c.get_experiment_by_name(experiment_name)
     if exp.lifecycle_stage != "active":
         raise InvalidArgumentError(f"Experiment {exp.name!r} is deleted; restore it first (Client.restore_experiment)")
     _experiment_id.set(exp.experiment_id)

@@ -96,11 +96,19 @@ class SqlTrackingStore(LoggedModelsMixin):
     # -- transactions ------------------------------------------------------------------
     @contextlib.contextmanager
     def _tx(self):
-        """A write transaction (BEGIN IMMEDIATE on SQLite), committed on exit."""
-        with self.engine.connect() as conn:
-            conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                yield conn
+        """A write transaction (BEGIN IMMEDIATE on SQLite), committed on exit. A uniqueness race
+        with a concurrent writer (PostgreSQL does not serialise writers) becomes a ConflictError."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    yield conn
+        except IntegrityError as exc:
+            raise ConflictError(
+                f"A concurrent change to the same object won; nothing was changed. Try again ({exc.orig})"
+            ) from None
 
     @contextlib.contextmanager
     def _read(self):
@@ -124,6 +132,7 @@ class SqlTrackingStore(LoggedModelsMixin):
         with self._tx() as conn:
             if conn.execute(select(t.experiments.c.experiment_id).where(t.experiments.c.name == name)).first():
                 raise AlreadyExistsError(f"An experiment named {name!r} already exists (deleted ones keep their name)")
+            # (a concurrent creation of the same name surfaces as a ConflictError from _tx)
             result = conn.execute(t.experiments.insert().values(
                 name=name, artifact_location=artifact_location or "", lifecycle_stage=ACTIVE,
                 creation_time=ts, last_update_time=ts))
