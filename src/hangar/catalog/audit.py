@@ -155,6 +155,15 @@ def _check_fields(fields: dict) -> None:
         raise InvalidArgumentError(f"Audit details must be a dict, got {type(details).__name__}")
 
 
+def lock_for_append(conn) -> None:
+    """Take the append lock now, at the start of a transaction that will append.
+
+    Writers that lock rows and then append would otherwise deadlock with each other on
+    PostgreSQL (one holds a row and waits for this lock, the other holds this lock and waits
+    for the row); taking this lock first gives every such transaction the same lock order."""
+    _lock_head(conn)
+
+
 def _lock_head(conn) -> None:
     """Serialise appenders (PostgreSQL: advisory lock until the caller's transaction ends)."""
     if conn.dialect.name != "postgresql":

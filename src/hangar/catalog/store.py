@@ -35,10 +35,13 @@ class SqlRegistry(NamespaceMixin, VersionsMixin):
 
         from hangar.errors import ConflictError
 
+        from hangar.catalog import audit
+
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(sqlite_begin="IMMEDIATE")
                 with conn.begin():
+                    audit.lock_for_append(conn)  # every registry write appends; lock in one order
                     yield conn
         except IntegrityError as exc:
             raise ConflictError(

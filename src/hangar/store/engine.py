@@ -28,7 +28,10 @@ def create_store_engine(uri: str):
         path = sqlite_path(uri)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(uri, connect_args={"timeout": 60, "check_same_thread": False})
+        # Every use ends in an explicit commit or rollback, so the pool's extra rollback on
+        # return would only cost time.
+        engine = create_engine(uri, connect_args={"timeout": 60, "check_same_thread": False},
+                               pool_reset_on_return=None)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn, _record):

@@ -7,6 +7,7 @@ sees it at once; speed comes from doing little per call (one round of statements
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import uuid
 
@@ -222,6 +223,13 @@ class SqlTrackingStore(LoggedModelsMixin):
         start = start_time if start_time is not None else now_ms()
         tag_rows = [{"run_id": run_id, "key": v.key("tag", k), "value": v.tag_value(k, val)}
                     for k, val in (tags or {}).items()]
+        run_row = {"run_id": run_id, "experiment_id": eid, "run_name": run_name, "status": "RUNNING",
+                   "start_time": start, "end_time": None, "lifecycle_stage": ACTIVE, "artifact_uri": None,
+                   "user_id": user_id, "parent_run_id": parent_run_id}
+        if self.engine.dialect.name == "sqlite" and parent_run_id is None:
+            artifact_uri = self._create_run_sqlite(eid, experiment_id, run_row, tag_rows)
+            info = RunInfo(run_id, str(eid), run_name, "RUNNING", start, None, ACTIVE, artifact_uri, user_id, None)
+            return Run(info, RunData(tags={r["key"]: r["value"] for r in tag_rows}))
         with self._tx() as conn:
             stmts = self._statements(conn)
             exp = conn.execute(stmts["experiment_for_run"], {"eid": eid}).first()
@@ -232,14 +240,27 @@ class SqlTrackingStore(LoggedModelsMixin):
             if parent_run_id is not None:
                 self._active_run(conn, parent_run_id)
             artifact_uri = f"{exp.artifact_location}/{run_id}/artifacts"
-            conn.execute(stmts["insert_run"], {
-                "run_id": run_id, "experiment_id": eid, "run_name": run_name, "status": "RUNNING",
-                "start_time": start, "end_time": None, "lifecycle_stage": ACTIVE, "artifact_uri": artifact_uri,
-                "user_id": user_id, "parent_run_id": parent_run_id})
+            conn.execute(stmts["insert_run"], {**run_row, "artifact_uri": artifact_uri})
             if tag_rows:
                 conn.execute(stmts["insert_tags"], tag_rows)
         info = RunInfo(run_id, str(eid), run_name, "RUNNING", start, None, ACTIVE, artifact_uri, user_id, parent_run_id)
         return Run(info, RunData(tags={r["key"]: r["value"] for r in tag_rows}))
+
+    def _create_run_sqlite(self, eid: int, experiment_id, run_row: dict, tag_rows: list[dict]) -> str:
+        from hangar.store.rawsql import sqlite_write
+
+        raw = self._raw_statements()
+        with sqlite_write(self.engine) as cur:
+            exp = raw["experiment_for_run"].execute(cur, {"eid": eid}).fetchone()
+            if exp is None:
+                raise NotFoundError(f"No experiment with id {experiment_id!r}")
+            if exp[1] != ACTIVE:
+                raise InvalidArgumentError(f"Experiment {experiment_id} is deleted; restore it before starting runs")
+            artifact_uri = f"{exp[0]}/{run_row['run_id']}/artifacts"
+            raw["insert_run"].execute(cur, {**run_row, "artifact_uri": artifact_uri})
+            if tag_rows:
+                raw["insert_tags"].executemany(cur, tag_rows)
+        return artifact_uri
 
     def _active_run(self, conn, run_id: str):
         row = conn.execute(self._statements(conn)["run_stage"], {"rid": run_id}).first()
@@ -258,6 +279,16 @@ class SqlTrackingStore(LoggedModelsMixin):
         if end_time is not None:
             v.int_value("end_time", end_time)
         if status is None and end_time is None and run_name is None:
+            return
+        values = {"rid": run_id, "new_status": status, "new_end": end_time, "new_name": run_name}
+        if self.engine.dialect.name == "sqlite":
+            from hangar.store.rawsql import sqlite_write
+
+            with sqlite_write(self.engine) as cur:
+                changed = self._raw_statements()["update_run"].execute(cur, values).rowcount
+            if not changed:
+                with self._read() as conn:
+                    self._active_run(conn, run_id)
             return
         with self._tx() as conn:
             changed = conn.execute(self._statements(conn)["update_run"], {
@@ -316,9 +347,11 @@ class SqlTrackingStore(LoggedModelsMixin):
         metric_rows = [{"run_id": run_id, "key": v.key("metric", m.key), "value": v.metric_value(m.key, m.value),
                         "timestamp": v.int_value("A metric timestamp", m.timestamp),
                         "step": v.int_value("A metric step", m.step)} for m in metrics]
+        if self.engine.dialect.name == "sqlite":
+            return self._log_batch_sqlite(run_id, metric_rows, param_rows, tag_rows)
         with self._tx() as conn:
             stmts = self._statements(conn)
-            self._active_run(conn, run_id)
+            self._active_run(conn, run_id)  # one indexed lookup; gives "deleted" its own message
             if param_rows:
                 self._insert_params(conn, run_id, param_rows)
             if metric_rows:
@@ -327,16 +360,56 @@ class SqlTrackingStore(LoggedModelsMixin):
             if tag_rows:
                 conn.execute(stmts["upsert_tags"], tag_rows)
 
+    def _log_batch_sqlite(self, run_id: str, metric_rows: list[dict], param_rows: list[dict],
+                          tag_rows: list[dict]) -> None:
+        """log_batch on SQLite: the same statements, run as compiled SQL text (see store.rawsql)."""
+        from hangar.store.rawsql import sqlite_write
+
+        raw = self._raw_statements()
+        with sqlite_write(self.engine) as cur:
+            row = raw["run_stage"].execute(cur, {"rid": run_id}).fetchone()
+            if row is None or row[0] != ACTIVE:
+                with self._read() as conn:
+                    self._active_run(conn, run_id)  # raises the precise error
+            if param_rows:
+                existing = dict(raw["run_params"].execute(cur, {"rid": run_id}).fetchall())
+                _check_params_unchanged(run_id, param_rows, existing)
+                new = [r for r in param_rows if r["key"] not in existing]
+                if new:
+                    raw["insert_params"].executemany(cur, new)
+            if metric_rows:
+                raw["insert_metrics"].executemany(cur, metric_rows)
+                raw["upsert_latest"].executemany(cur, list(_latest(metric_rows).values()))
+            if tag_rows:
+                raw["upsert_tags"].executemany(cur, tag_rows)
+
+    def _raw_statements(self) -> dict:
+        raw = getattr(self, "_raw", None)
+        if raw is None:
+            from hangar.store.rawsql import CompiledStatement
+
+            with self._read() as conn:
+                stmts = self._statements(conn)
+            d = self.engine.dialect
+            metric_cols = ["run_id", "key", "value", "timestamp", "step"]
+            run_params = select(t.params.c.key, t.params.c.value).where(t.params.c.run_id == bindparam("rid"))
+            raw = {"run_stage": CompiledStatement(stmts["run_stage"], d),
+                   "run_params": CompiledStatement(run_params, d),
+                   "insert_params": CompiledStatement(stmts["insert_params"], d, ["run_id", "key", "value"]),
+                   "insert_run": CompiledStatement(stmts["insert_run"], d, list(t.runs.c.keys())),
+                   "insert_tags": CompiledStatement(stmts["insert_tags"], d, ["run_id", "key", "value"]),
+                   "experiment_for_run": CompiledStatement(stmts["experiment_for_run"], d),
+                   "update_run": CompiledStatement(stmts["update_run"], d),
+                   "insert_metrics": CompiledStatement(stmts["insert_metrics"], d, metric_cols),
+                   "upsert_latest": CompiledStatement(stmts["upsert_latest"], d, metric_cols),
+                   "upsert_tags": CompiledStatement(stmts["upsert_tags"], d, ["run_id", "key", "value"])}
+            self._raw = raw
+        return raw
+
     def _insert_params(self, conn, run_id: str, rows: list[dict]) -> None:
         stmts = self._statements(conn)
         existing = dict(conn.execute(stmts["existing_params"], {"rid": run_id, "keys": [r["key"] for r in rows]}).all())
-        for r in rows:
-            old = existing.get(r["key"])
-            if old is not None and old != r["value"]:
-                raise ConflictError(
-                    f"Param {r['key']!r} of run {run_id} is already {old!r}; params are immutable, so it cannot "
-                    f"become {r['value']!r}. Use a new param name or a new run"
-                )
+        _check_params_unchanged(run_id, rows, existing)
         new = [r for r in rows if r["key"] not in existing]
         if new:
             conn.execute(stmts["insert_params"], new)
@@ -375,13 +448,13 @@ class SqlTrackingStore(LoggedModelsMixin):
     def search_runs(self, experiment_ids: list, filter_string: str | None = None, view: str = "active",
                     max_results: int = 1000, order_by: list[str] | None = None,
                     page_token: str | None = None) -> tuple[list[Run], str | None]:
-        from hangar.tracking.search import build_run_search, decode_page_token, encode_page_token
+        from hangar.tracking.search import decode_page_token, encode_page_token
 
         if not isinstance(max_results, int) or not 1 <= max_results <= 50000:
             raise InvalidArgumentError(f"max_results must be an integer from 1 to 50000, got {max_results!r}")
         offset = decode_page_token(page_token) if page_token else 0
-        ids = [self._exp_id(e) for e in experiment_ids]
-        stmt = build_run_search(ids, filter_string, order_by, self._view(view), max_results, offset)
+        ids = tuple(self._exp_id(e) for e in experiment_ids)
+        stmt = _run_search_statement(ids, filter_string, tuple(order_by or ()), self._view(view), max_results, offset)
         with self._read() as conn:
             run_ids = [r[0] for r in conn.execute(stmt)]
             more = len(run_ids) > max_results
@@ -392,6 +465,27 @@ class SqlTrackingStore(LoggedModelsMixin):
         with self._read() as conn:
             return conn.execute(select(func.count()).select_from(t.runs).where(
                 t.runs.c.experiment_id == self._exp_id(experiment_id))).scalar()
+
+
+@functools.lru_cache(maxsize=256)
+def _run_search_statement(experiment_ids: tuple, filter_string, order_by: tuple, view: str, max_results: int,
+                          offset: int):
+    """The SQL of a search, built once per distinct search (like a prepared-statement cache):
+    dashboards repeat the same searches, and building the statement costs more than running it.
+    The rows are always read fresh."""
+    from hangar.tracking.search import build_run_search
+
+    return build_run_search(list(experiment_ids), filter_string, list(order_by) or None, view, max_results, offset)
+
+
+def _check_params_unchanged(run_id: str, rows: list[dict], existing: dict) -> None:
+    for r in rows:
+        old = existing.get(r["key"])
+        if old is not None and old != r["value"]:
+            raise ConflictError(
+                f"Param {r['key']!r} of run {run_id} is already {old!r}; params are immutable, so it cannot "
+                f"become {r['value']!r}. Use a new param name or a new run"
+            )
 
 
 def _latest(rows: list[dict]) -> dict:
