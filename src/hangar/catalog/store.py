@@ -33,9 +33,8 @@ class SqlRegistry(NamespaceMixin, VersionsMixin):
         """A write transaction; a uniqueness race with a concurrent writer becomes a ConflictError."""
         from sqlalchemy.exc import IntegrityError
 
-        from hangar.errors import ConflictError
-
         from hangar.catalog import audit
+        from hangar.errors import ConflictError
 
         try:
             with self.engine.connect() as conn:
