@@ -125,3 +125,32 @@ def s3_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# -- the registry: a client on each store, and a trivial package to register ---------------
+@pytest.fixture
+def client(store_uri, tmp_path, monkeypatch):
+    from hangar.catalog.client import Client
+
+    monkeypatch.setenv("HANGAR_HOME", str(tmp_path / "home"))
+    c = Client(store_uri, str(tmp_path / "artifacts"))
+    yield c
+    c.store.close()
+
+
+@pytest.fixture
+def package(tmp_path):
+    import hangar.pyfunc as hp
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "assets"))
+    from hinted_model import HintedLen
+
+    return hp.save_model(tmp_path / "pkg", HintedLen(), input_example=["abc"])
+
+
+def load_registered(client, uri):
+    """Load a registry URI through this client's registry (not the process-wide one)."""
+    import hangar.pyfunc as hp
+    from hangar.catalog.resolver import RegistryResolver
+
+    return hp.load_model(uri, resolver=RegistryResolver(client.registry))

@@ -13,7 +13,6 @@ import hangar.pyfunc as hp
 from hangar.artifacts import get_artifact_repository
 from hangar.catalog.client import Client
 from hangar.catalog.gc import PURGED_TAG, collect
-from hangar.catalog.resolver import RegistryResolver
 from hangar.errors import InvalidArgumentError, ModelPackageError
 from hangar.tracking.logged_models import log_model
 from hangar.tracking.resolver import TrackingResolver
@@ -25,21 +24,7 @@ from hinted_model import HintedLen  # noqa: E402
 DAY = 86400
 
 
-@pytest.fixture
-def client(store_uri, tmp_path, monkeypatch):
-    monkeypatch.setenv("HANGAR_HOME", str(tmp_path / "home"))
-    c = Client(store_uri, str(tmp_path / "artifacts"))
-    yield c
-    c.store.close()
-
-
-@pytest.fixture
-def package(tmp_path):
-    return hp.save_model(tmp_path / "pkg", HintedLen(), input_example=["abc"])
-
-
-def load(client, uri):
-    return hp.load_model(uri, resolver=RegistryResolver(client.registry))
+from conftest import load_registered as load  # noqa: E402
 
 
 def size(path) -> int:

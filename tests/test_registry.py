@@ -13,29 +13,12 @@ import pytest
 
 import hangar.pyfunc as hp
 from hangar.catalog.client import Client
-from hangar.catalog.resolver import RegistryResolver
 from hangar.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, ModelPackageError, NotFoundError
 
 ASSETS = Path(__file__).parent / "assets"
 sys.path.insert(0, str(ASSETS))
+from conftest import load_registered as load  # noqa: E402
 from hinted_model import HintedLen  # noqa: E402
-
-
-@pytest.fixture
-def client(store_uri, tmp_path, monkeypatch):
-    monkeypatch.setenv("HANGAR_HOME", str(tmp_path / "home"))
-    c = Client(store_uri, str(tmp_path / "artifacts"))
-    yield c
-    c.store.close()
-
-
-@pytest.fixture
-def package(tmp_path):
-    return hp.save_model(tmp_path / "pkg", HintedLen(), input_example=["abc"])
-
-
-def load(client, uri):
-    return hp.load_model(uri, resolver=RegistryResolver(client.registry))
 
 
 def test_namespace(client):
