@@ -42,9 +42,29 @@ class UnknownParamError(SchemaMismatchError):
     error_code = "UNKNOWN_PARAM"
 
 
+class MalformedRequestError(InvalidArgumentError):
+    """A request body is not what its content type says (bad JSON, bad CSV) or has no known shape."""
+
+    error_code = "MALFORMED_REQUEST"
+
+
+class UnsupportedMediaTypeError(HangarError):
+    error_code = "UNSUPPORTED_MEDIA_TYPE"
+    http_status = 415
+
+
+class PayloadTooLargeError(HangarError):
+    error_code = "PAYLOAD_TOO_LARGE"
+    http_status = 413
+
+
 class NotFoundError(HangarError):
     error_code = "RESOURCE_DOES_NOT_EXIST"
     http_status = 404
+
+
+class EndpointNotFoundError(NotFoundError):
+    error_code = "ENDPOINT_NOT_FOUND"
 
 
 class AlreadyExistsError(HangarError):

@@ -24,6 +24,7 @@ _COMMANDS = {
     "versions": "hangar.cli.versions:versions",
     "aliases": "hangar.cli.aliases:aliases",
     "gc": "hangar.cli.gc:gc",
+    "serve": "hangar.cli.serve:serve",
 }
 
 

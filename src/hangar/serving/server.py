@@ -1,0 +1,67 @@
+"""Run the serving app with uvicorn: one process, or ``workers`` processes sharing one socket.
+
+The listening socket is bound here with TCP_NODELAY (accepted connections inherit it on Linux;
+asyncio also sets it per connection). uvicorn handles SIGTERM / SIGINT: it stops accepting,
+finishes in-flight requests (up to ``graceful_timeout`` seconds) and returns, so the process
+exits 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+
+from hangar.errors import require
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def _exit_zero(signum, frame):
+    raise SystemExit(0)
+
+
+def _exit_quietly_on_signals() -> None:
+    """uvicorn re-raises the signal that stopped it once it has shut down; with these handlers
+    installed first, that re-raise ends the process with status 0 (as does a signal that comes
+    while the model is still loading)."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _exit_zero)
+
+
+def serve(model_uri: str, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
+          log_level: str = "info", graceful_timeout: int = 10, ready_callback=None) -> None:
+    """Serve ``model_uri`` until SIGTERM / SIGINT. Loads the model once per worker process."""
+    uvicorn = require("uvicorn", "serving")
+    from hangar.serving.app import MODEL_URI_ENV
+
+    common = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=graceful_timeout,
+                  lifespan="off", server_header=False)
+    sock = bind_socket(host, port)
+    _exit_quietly_on_signals()
+    try:
+        if workers <= 1:
+            import hangar.pyfunc
+            from hangar.serving.app import build_app
+
+            app = build_app(hangar.pyfunc.load_model(model_uri), model_uri=model_uri)
+            server = uvicorn.Server(uvicorn.Config(app, **common))
+            server.run(sockets=[sock])
+            return
+        from uvicorn.supervisors import Multiprocess
+
+        os.environ[MODEL_URI_ENV] = model_uri  # the spawned workers read it in create_app()
+        config = uvicorn.Config("hangar.serving.app:create_app", factory=True, workers=workers, **common)
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
