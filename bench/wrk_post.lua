@@ -1,0 +1,21 @@
+-- wrk script for bench_serving.py: POST one 1-row dataframe_split body as JSON, and print
+-- the exact figures as one JSON line (prefixed WRKJSON) after wrk's own report.
+-- The body must stay the same as BODY in bench_serving.py (the script checks it).
+wrk.method = "POST"
+wrk.body = '{"dataframe_split": {"columns": ["text"], "data": [["hello"]]}}'
+wrk.headers["Content-Type"] = "application/json"
+
+-- No response() callback: wrk would then call into Lua for every response, which costs the
+-- load generator time. Non-2xx/3xx answers still show up in summary.errors.status.
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests": %d, "duration_us": %d, "bytes": %d, ' ..
+    '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
+    '"latency_us": {"min": %d, "p50": %d, "p90": %d, "p99": %d, "p999": %d, "max": %d, ' ..
+    '"mean": %.1f, "stdev": %.1f}}\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency.min, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max, latency.mean, latency.stdev))
+end
