@@ -41,6 +41,7 @@ def test_demo_end_to_end_and_rerun_reuses_its_work(tmp_path):
     assert (home / "demo" / "assistant-llm" / "MLmodel").is_file()
     assert "experiment 'demo'" in first.stdout and "models:/m-" in first.stdout
     assert "models:/main.default.assistant/1 @champion" in first.stdout
+    assert "served models:/main.default.assistant@champion" in first.stdout and "/invocations got" in first.stdout
     runs = subprocess.run([sys.executable, "-m", "hangar.cli.main", "runs", "list", "--experiment-id", "1", "--json"],
                           env=env, capture_output=True, text=True, timeout=60)
     import json

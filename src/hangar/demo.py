@@ -116,6 +116,10 @@ def run_demo(settings: Settings, questions=QUESTIONS, max_tokens: int = MAX_TOKE
                   f"(see: hangar runs get {run.info.run_id}); logged model {info.model_uri}; "
                   f"registered as models:/main.default.assistant/{version.version} @champion")
 
+    from hangar.demo_serve import serve_and_ask
+
+    serve_and_ask(settings, max_tokens, console, timings)
+
     table = Table(title=f"assistant (llm/v1/chat, at most {max_tokens} new tokens)", show_lines=True)
     table.add_column("question", style="bold", max_width=30)
     table.add_column("answer", max_width=70)
