@@ -94,3 +94,15 @@ def test_experiments_and_runs_commands(capsys, tmp_path, monkeypatch):
     code, out, _ = run(capsys, "experiments", "delete", eid)
     code, out, _ = run(capsys, "experiments", "list", "--view", "deleted", "--json")
     assert [e["name"] for e in json.loads(out)] == ["fraud"]
+
+
+@pytest.mark.parametrize("uri,message", [
+    ("mysql://x/y", "Unsupported store URI"),
+    ("postgresql://postgres@127.0.0.1:1/test", "Cannot open the store"),
+    ("sqlite:////proc/no/such/dir/hangar.db", "Cannot create the store's folder"),
+    ("http://127.0.0.1:1", "not built yet"),
+])
+def test_unusable_store_uris_are_clear(capsys, monkeypatch, uri, message):
+    monkeypatch.setenv("HANGAR_TRACKING_URI", uri)
+    code, _, err = run(capsys, "runs", "list")
+    assert code == 1 and message in err and "Traceback" not in err

@@ -103,6 +103,13 @@ class MissingDependencyError(HangarError):
     http_status = 501
 
 
+class StoreUnavailableError(HangarError):
+    """The metadata store cannot be reached or opened."""
+
+    error_code = "STORE_UNAVAILABLE"
+    http_status = 503
+
+
 class MissingCredentialError(HangarError):
     """A secret a model needs (an API key) is not in the environment variable it names."""
 

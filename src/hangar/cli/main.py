@@ -72,6 +72,14 @@ def main(argv=None):
         sys.exit(EXIT_NOT_FOUND if isinstance(exc, NotFoundError) else EXIT_ERROR)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug, not bad input: say so in one line, traceback on request
+        import os
+
+        if os.environ.get("HANGAR_DEBUG"):
+            raise
+        click.echo(f"Internal error: {type(exc).__name__}: {exc}. This is a bug in Hangar; rerun with "
+                   "HANGAR_DEBUG=1 for the traceback and report it.", err=True)
+        sys.exit(EXIT_ERROR)
 
 
 if __name__ == "__main__":  # pragma: no cover

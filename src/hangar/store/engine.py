@@ -27,7 +27,15 @@ def create_store_engine(uri: str):
     if uri.startswith("sqlite:"):
         path = sqlite_path(uri)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                from hangar.errors import StoreUnavailableError
+
+                raise StoreUnavailableError(
+                    f"Cannot create the store's folder {path.parent}: {exc.strerror}. Set HANGAR_HOME or "
+                    "HANGAR_TRACKING_URI to a writable place"
+                ) from None
         # Every use ends in an explicit commit or rollback, so the pool's extra rollback on
         # return would only cost time.
         engine = create_engine(uri, connect_args={"timeout": 60, "check_same_thread": False},
@@ -54,8 +62,6 @@ def create_store_engine(uri: str):
         if "+" not in scheme:
             uri = "postgresql+psycopg:" + rest
         return create_engine(uri, pool_pre_ping=True, pool_size=5, max_overflow=10)
-    if uri.startswith(("mysql", "mariadb")):
-        return create_engine(uri, pool_pre_ping=True)
     raise InvalidArgumentError(
         f"Unsupported store URI {uri!r}: use sqlite:///path/to/hangar.db or postgresql://user@host/db"
     )

@@ -12,6 +12,7 @@ import time
 import uuid
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy.exc import OperationalError
 
 from hangar.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError
 from hangar.store import schema as t
@@ -58,8 +59,17 @@ class SqlTrackingStore(LoggedModelsMixin):
         self.uri = uri
         self.artifact_root = str(artifact_root).rstrip("/")
         self.engine = create_store_engine(uri)
-        ensure_schema(self.engine)
-        self._ensure_default_experiment()
+        try:
+            ensure_schema(self.engine)
+            self._ensure_default_experiment()
+        except OperationalError as exc:
+            from hangar.errors import StoreUnavailableError
+
+            shown = self.engine.url.render_as_string(hide_password=True)
+            raise StoreUnavailableError(
+                f"Cannot open the store at {shown}: {str(exc.orig).strip().splitlines()[0]}. Check that the "
+                "database is running and reachable (HANGAR_TRACKING_URI)"
+            ) from None
 
     def close(self) -> None:
         self.engine.dispose()
