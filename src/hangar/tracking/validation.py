@@ -61,7 +61,8 @@ def int_value(what: str, value) -> int:
 
 def name(kind: str, value) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise InvalidArgumentError(f"A {kind} name must be a non-empty string, got {value!r}")
+        article = "An" if kind[:1] in "aeiou" else "A"
+        raise InvalidArgumentError(f"{article} {kind} name must be a non-empty string, got {value!r}")
     if len(value) > MAX_NAME:
         raise InvalidArgumentError(f"{kind.capitalize()} name is {len(value)} characters; the limit is {MAX_NAME}")
     return value
