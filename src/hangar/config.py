@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+@functools.lru_cache(maxsize=1)
+def local_user() -> str:
+    """The operating-system user: the actor of local, unauthenticated store writes."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers
+        return "unknown"
 
 
 def _default_home() -> Path:

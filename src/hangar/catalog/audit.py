@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -48,6 +47,7 @@ from sqlalchemy import and_, func, or_, select, text
 
 from hangar.errors import ConflictError, InvalidArgumentError
 from hangar.store import schema as t
+from hangar.store.transactions import now_ms
 
 __all__ = [
     "GENESIS_HASH",
@@ -122,9 +122,6 @@ class AuditAnchor(NamedTuple):
             raise InvalidArgumentError(f"An audit anchor is 'SEQ:HASH' with a 64-hex-digit hash, got {seq}:{digest}")
         return cls(seq, digest.lower())
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _canonical(value: Any) -> str:

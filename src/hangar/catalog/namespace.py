@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 from sqlalchemy import delete, func, select, update
 
 from hangar.catalog import names
 from hangar.catalog.entities import Catalog, RegisteredModel, Schema
 from hangar.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError
 from hangar.store import schema as t
+from hangar.store.transactions import now_ms
 from hangar.store.upsert import insert_ignore, upsert
 from hangar.tracking import validation as v
-
-
-def _now() -> int:
-    return int(time.time() * 1000)
 
 
 class NamespaceMixin:
@@ -24,7 +19,7 @@ class NamespaceMixin:
             if conn.execute(select(t.schemas.c.name).where(t.schemas.c.catalog_name == names.DEFAULT_CATALOG,
                                                            t.schemas.c.name == names.DEFAULT_SCHEMA)).first():
                 return
-        ts = _now()
+        ts = now_ms()
         with self._tx() as conn:
             insert_ignore(conn, t.catalogs, [{"name": names.DEFAULT_CATALOG, "comment": "The default catalog",
                                               "owner": "system", "created_at": ts, "updated_at": ts}], ["name"])
@@ -35,7 +30,7 @@ class NamespaceMixin:
     # -- catalogs ----------------------------------------------------------------------
     def create_catalog(self, name: str, comment: str | None = None) -> Catalog:
         names.catalog_name(name)
-        ts = _now()
+        ts = now_ms()
         with self._tx() as conn:
             if conn.execute(select(t.catalogs.c.name).where(t.catalogs.c.name == name)).first():
                 raise AlreadyExistsError(f"Catalog {name!r} already exists")
@@ -68,7 +63,7 @@ class NamespaceMixin:
     # -- schemas -----------------------------------------------------------------------
     def create_schema(self, full_name: str, comment: str | None = None) -> Schema:
         cat, sch = names.schema_name(full_name)
-        ts = _now()
+        ts = now_ms()
         with self._tx() as conn:
             if not conn.execute(select(t.catalogs.c.name).where(t.catalogs.c.name == cat)).first():
                 raise NotFoundError(f"No catalog {cat!r}; create it first (create_catalog({cat!r}))")
@@ -117,7 +112,7 @@ class NamespaceMixin:
             raise NotFoundError(
                 f"No schema {cat}.{sch} for model {full!r}; create it first (create_schema('{cat}.{sch}'))"
             )
-        ts = _now()
+        ts = now_ms()
         created = conn.execute(insert_for(conn, t.registered_models).values(
             full_name=full, catalog_name=cat, schema_name=sch, name=name, comment=comment, owner=self.actor,
             last_version=0, created_at=ts, updated_at=ts, deleted_at=None)
@@ -195,7 +190,7 @@ class NamespaceMixin:
         with self._tx() as conn:
             self._model_row(conn, full)
             conn.execute(update(t.registered_models).where(t.registered_models.c.full_name == full)
-                         .values(comment=comment, updated_at=_now()))
+                         .values(comment=comment, updated_at=now_ms()))
             self._audit(conn, "UPDATE_MODEL", "registered_model", full, comment=comment)
         return self.get_registered_model(full)
 
@@ -222,7 +217,7 @@ class NamespaceMixin:
         Refused while an alias points at one of its versions, unless ``force``.
         """
         full = names.model_name(name)[0]
-        ts = _now()
+        ts = now_ms()
         with self._tx() as conn:
             self._model_row(conn, full)
             aliases = conn.execute(select(t.aliases.c.alias).where(t.aliases.c.full_name == full)).scalars().all()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 from sqlalchemy import delete, select, update
@@ -13,14 +12,12 @@ from hangar.catalog import names
 from hangar.catalog.entities import FAILED, PENDING, READY, AliasMove, ModelVersion
 from hangar.errors import ConflictError, InvalidArgumentError, ModelPackageError, NotFoundError
 from hangar.store import schema as t
+from hangar.store.transactions import now_ms
 from hangar.store.upsert import upsert
 from hangar.tracking import validation as v
 
 DEFAULT_LEASE_SECONDS = 900
 
-
-def _now() -> int:
-    return int(time.time() * 1000)
 
 
 class VersionsMixin:
@@ -68,7 +65,7 @@ class VersionsMixin:
         tag_rows = [(v.key("tag", k), v.tag_value(k, val)) for k, val in (tags or {}).items()]
         package, source, lm_id, run_id = self._source_of(model_uri)
         manifest = open_package(package, verify=True)
-        ts = _now()
+        ts = now_ms()
         with self._tx() as conn:
             self._expire_version_leases(conn, ts)
             row = conn.execute(select(t.registered_models.c.deleted_at).where(
@@ -100,7 +97,7 @@ class VersionsMixin:
             done = conn.execute(update(t.model_versions).where(
                 t.model_versions.c.full_name == full, t.model_versions.c.version == version,
                 t.model_versions.c.status == PENDING).values(
-                status=READY, checksums=json.dumps(manifest.checksums or {}), updated_at=_now(),
+                status=READY, checksums=json.dumps(manifest.checksums or {}), updated_at=now_ms(),
                 signature=json.dumps(sig) if sig else None, lease_expires=None)).rowcount
             if not done:
                 raise ModelPackageError(
@@ -114,7 +111,7 @@ class VersionsMixin:
             conn.execute(update(t.model_versions).where(
                 t.model_versions.c.full_name == full, t.model_versions.c.version == version,
                 t.model_versions.c.status == PENDING).values(status=FAILED, status_message=message[:2000],
-                                                             updated_at=_now(), lease_expires=None))
+                                                             updated_at=now_ms(), lease_expires=None))
             self._audit(conn, "FINALIZE_MODEL_VERSION", "registered_model", full, "FAILURE", version=version,
                         status=FAILED)
 
@@ -132,7 +129,7 @@ class VersionsMixin:
     def expire_leases(self) -> int:
         """Mark registrations whose lease ran out FAILED; returns how many (``hangar gc`` calls it)."""
         with self._tx() as conn:
-            return self._expire_version_leases(conn, _now())
+            return self._expire_version_leases(conn, now_ms())
 
     # -- reading -----------------------------------------------------------------------
     def _version_entity(self, conn, r) -> ModelVersion:
@@ -204,7 +201,7 @@ class VersionsMixin:
             self._version_row(conn, full, version)
             conn.execute(update(t.model_versions).where(t.model_versions.c.full_name == full,
                                                         t.model_versions.c.version == int(version))
-                         .values(comment=comment, updated_at=_now()))
+                         .values(comment=comment, updated_at=now_ms()))
             self._audit(conn, "UPDATE_VERSION", "registered_model", full, version=int(version))
         return self.get_model_version(full, version)
 
@@ -227,7 +224,7 @@ class VersionsMixin:
                 self._remove_alias(conn, full, alias)
             conn.execute(update(t.model_versions).where(t.model_versions.c.full_name == full,
                                                         t.model_versions.c.version == int(version))
-                         .values(deleted_at=_now()))
+                         .values(deleted_at=now_ms()))
             self._audit(conn, "DELETE_MODEL_VERSION", "registered_model", full, version=int(version),
                         forced=bool(force and aliases))
 
@@ -236,7 +233,7 @@ class VersionsMixin:
         """Point ``alias`` at a READY version, atomically; the move is kept in the alias history."""
         full = names.model_name(name)[0]
         names.alias_name(alias)
-        ts = _now()
+        ts = now_ms()
         with self._tx() as conn:
             self._model_row(conn, full)
             row = self._version_row(conn, full, version)
@@ -260,7 +257,7 @@ class VersionsMixin:
             raise NotFoundError(f"Model {full!r} has no alias {alias!r}")
         conn.execute(delete(t.aliases).where(t.aliases.c.full_name == full, t.aliases.c.alias == alias))
         conn.execute(t.alias_history.insert().values(full_name=full, alias=alias, version=None,
-                                                     previous_version=previous, actor=self.actor, at=_now()))
+                                                     previous_version=previous, actor=self.actor, at=now_ms()))
         self._audit(conn, "DELETE_ALIAS", "registered_model", full, alias=alias, previous_version=previous)
 
     def delete_alias(self, name: str, alias: str) -> None:

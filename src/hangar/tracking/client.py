@@ -8,10 +8,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hangar.config import Settings
+from hangar.config import Settings, local_user
 from hangar.errors import InvalidArgumentError
+from hangar.store.transactions import now_ms
 from hangar.tracking.entities import DEFAULT_EXPERIMENT_ID, TERMINAL_STATUSES, Metric, Run
-from hangar.tracking.sql_store import SqlTrackingStore, now_ms
+from hangar.tracking.sql_store import SqlTrackingStore
 
 
 def open_store(tracking_uri: str | None = None, artifact_root: str | None = None,
@@ -69,7 +70,7 @@ class Client:
     # -- runs --------------------------------------------------------------------------
     def create_run(self, experiment_id=DEFAULT_EXPERIMENT_ID, run_name: str | None = None,
                    tags: dict | None = None, parent_run_id: str | None = None, start_time: int | None = None) -> Run:
-        return self.store.create_run(experiment_id, run_name, start_time, tags, parent_run_id, _user())
+        return self.store.create_run(experiment_id, run_name, start_time, tags, parent_run_id, local_user())
 
     def get_run(self, run_id: str) -> Run:
         return self.store.get_run(run_id)
@@ -175,15 +176,6 @@ class Client:
                              page_token: str | None = None):
         return self.store.search_logged_models(list(experiment_ids or [DEFAULT_EXPERIMENT_ID]), filter_string,
                                                max_results, order_by, page_token)
-
-
-def _user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in some containers
-        return "unknown"
 
 
 def runs_to_dataframe(runs: list[Run]) -> Any:

@@ -11,9 +11,9 @@ import os
 from typing import Any
 
 from hangar.errors import InvalidArgumentError
+from hangar.store.transactions import now_ms
 from hangar.tracking.client import Client, runs_to_dataframe
 from hangar.tracking.entities import DEFAULT_EXPERIMENT_ID, Experiment, Metric, Run
-from hangar.tracking.sql_store import now_ms
 
 _tracking_uri: contextvars.ContextVar[str | None] = contextvars.ContextVar("hangar_tracking_uri", default=None)
 _client: contextvars.ContextVar[Client | None] = contextvars.ContextVar("hangar_client", default=None)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import uuid
 
 from sqlalchemy import and_, select, update
 
 from hangar.errors import InvalidArgumentError, NotFoundError
 from hangar.store import schema as t
+from hangar.store.transactions import now_ms
 from hangar.store.upsert import insert_ignore, upsert
 from hangar.tracking import validation as v
 from hangar.tracking.entities import ACTIVE, Dataset, DatasetInput, LoggedModel, Metric
@@ -20,9 +20,6 @@ PENDING, READY, FAILED = "PENDING", "READY", "FAILED"
 MODEL_STATUSES = (PENDING, READY, FAILED)
 DEFAULT_LEASE_SECONDS = 600
 
-
-def _now() -> int:
-    return int(time.time() * 1000)
 
 
 def dataset_id(experiment_id: int, name: str, digest: str) -> str:
@@ -67,7 +64,7 @@ class LoggedModelsMixin:
         v.name("model", name)
         eid = self._exp_id(experiment_id)
         model_id = f"m-{uuid.uuid4().hex}"
-        ts = _now()
+        ts = now_ms()
         with self._tx() as conn:
             self._expire_leases(conn, ts)
             exp = conn.execute(select(t.experiments.c.artifact_location).where(
@@ -111,7 +108,7 @@ class LoggedModelsMixin:
                 )
             conn.execute(update(t.logged_models).where(t.logged_models.c.model_id == model_id).values(
                 status=status, flavors=json.dumps(flavors) if flavors is not None else None,
-                last_updated_time=_now(), lease_expires=None))
+                last_updated_time=now_ms(), lease_expires=None))
         return self.get_logged_model(model_id)
 
     def get_logged_model(self, model_id: str) -> LoggedModel:

@@ -6,9 +6,7 @@ sees it at once; speed comes from doing little per call (one round of statements
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import time
 import uuid
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
@@ -18,6 +16,7 @@ from hangar.errors import AlreadyExistsError, ConflictError, InvalidArgumentErro
 from hangar.store import schema as t
 from hangar.store.engine import create_store_engine
 from hangar.store.migrate import ensure_schema
+from hangar.store.transactions import now_ms, read_connection, write_transaction
 from hangar.store.upsert import insert_ignore, upsert, upsert_statement
 from hangar.tracking import validation as v
 from hangar.tracking.entities import (
@@ -36,10 +35,6 @@ from hangar.tracking.sql_logged_models import LoggedModelsMixin
 
 VIEWS = ("active", "deleted", "all")
 _CHUNK = 10000  # ids per IN (...) query: under SQLite's 32,766 bound-parameter limit
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _chunks(items: list, size: int = _CHUNK):
@@ -104,27 +99,12 @@ class SqlTrackingStore(LoggedModelsMixin):
             self._stmts = stmts
         return stmts
 
-    # -- transactions ------------------------------------------------------------------
-    @contextlib.contextmanager
+    # -- transactions (see hangar.store.transactions) ----------------------------------
     def _tx(self):
-        """A write transaction (BEGIN IMMEDIATE on SQLite), committed on exit. A uniqueness race
-        with a concurrent writer (PostgreSQL does not serialise writers) becomes a ConflictError."""
-        from sqlalchemy.exc import IntegrityError
+        return write_transaction(self.engine)
 
-        try:
-            with self.engine.connect() as conn:
-                conn.execution_options(sqlite_begin="IMMEDIATE")
-                with conn.begin():
-                    yield conn
-        except IntegrityError as exc:
-            raise ConflictError(
-                f"A concurrent change to the same object won; nothing was changed. Try again ({exc.orig})"
-            ) from None
-
-    @contextlib.contextmanager
     def _read(self):
-        with self.engine.connect() as conn:
-            yield conn
+        return read_connection(self.engine)
 
     # -- experiments -------------------------------------------------------------------
     def _ensure_default_experiment(self) -> None:
