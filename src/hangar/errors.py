@@ -128,6 +128,13 @@ class ModelExecutionError(HangarError):
     http_status = 500
 
 
+class BatchJobError(HangarError):
+    """A batch job cannot start or go on (unreadable input, output of another job, bad columns)."""
+
+    error_code = "BATCH_JOB_FAILED"
+    http_status = 400
+
+
 class EnvironmentBuildError(HangarError):
     error_code = "ENVIRONMENT_BUILD_FAILED"
     http_status = 500

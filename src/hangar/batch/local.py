@@ -1,0 +1,79 @@
+"""The local engine: score chunks in this process, or in N worker processes that each load the
+model once. At most ``2 × workers`` chunks are in flight, so memory stays flat however long the
+input is."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from hangar.batch.scorer import ChunkScorer, ChunkStats, ScoringSpec
+
+_worker_scorer: ChunkScorer | None = None
+
+
+class InlineEngine:
+    """One worker: no processes, no copies; the chunk goes straight to the model."""
+
+    name = "local"
+
+    def __init__(self, model, spec: ScoringSpec):
+        self.scorer = ChunkScorer(model, spec)
+
+    def map(self, chunks: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any, ChunkStats]]:
+        for chunk_id, table in chunks:
+            out, stats = self.scorer.score(table)
+            yield chunk_id, out, stats
+
+    def close(self) -> None:
+        pass
+
+
+def _init_worker(package_path: str, spec: ScoringSpec) -> None:
+    global _worker_scorer
+    import hangar.pyfunc
+
+    _worker_scorer = ChunkScorer(hangar.pyfunc.load_model(package_path), spec)
+
+
+def _score_in_worker(chunk_id: int, table) -> tuple[int, Any, ChunkStats]:
+    out, stats = _worker_scorer.score(table)
+    return chunk_id, out, stats
+
+
+class ProcessEngine:
+    """``workers`` processes (spawned, so no lock or thread is inherited half-way)."""
+
+    name = "local"
+
+    def __init__(self, package_path: str, spec: ScoringSpec, workers: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers = workers
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_init_worker, initargs=(str(package_path), spec))
+
+    def map(self, chunks: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any, ChunkStats]]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        pending: set = set()
+        limit = 2 * self.workers
+        source = iter(chunks)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < limit:
+                try:
+                    chunk_id, table = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending.add(self.pool.submit(_score_in_worker, chunk_id, table))
+            if not pending:
+                return
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
