@@ -104,7 +104,7 @@ def _chunk_rows(requested: int | None, total: int | None, workers: int, llm: boo
 def run(model_uri: str | os.PathLike, input: str | os.PathLike, output: str | os.PathLike, *,
         columns: list[str] | None = None, keep_columns: list[str] | None = None,
         output_column: str = "prediction", params: dict | None = None, workers: int | None = None,
-        engine: str = "local", chunk_rows: int | None = None, fail_fast: bool = False,
+        engine: str = "local", chunk_rows: int | None = None, fail_fast: bool = False, concurrency: int | None = None,
         overwrite: bool = False, query: str | None = None, table: str | None = None,
         input_format: str | None = None, output_format: str | None = None,
         progress: bool | None = None, record: bool = True, experiment: str = DEFAULT_EXPERIMENT) -> BatchResult:
@@ -117,6 +117,8 @@ def run(model_uri: str | os.PathLike, input: str | os.PathLike, output: str | os
         raise BatchJobError(f"Unknown engine {engine!r}; choose one of {list(ENGINES)}")
     if workers is not None and workers < 1:
         raise BatchJobError(f"--workers must be at least 1, got {workers}")
+    if concurrency is not None and concurrency < 1:
+        raise BatchJobError(f"--concurrency must be at least 1, got {concurrency}")
     if params is not None and not isinstance(params, dict):
         raise BatchJobError(f"params must be a JSON object, got {type(params).__name__}")
     if not output_column or not isinstance(output_column, str):
@@ -158,7 +160,7 @@ def run(model_uri: str | os.PathLike, input: str | os.PathLike, output: str | os
         sink.begin(job)
 
     spec = ScoringSpec(columns=columns, keep_columns=keep_columns, output_column=output_column, params=params,
-                       model_version=model.label, fail_fast=fail_fast)
+                       model_version=model.label, fail_fast=fail_fast, concurrency=concurrency)
     runner = _engine(engine, loaded, model.path, spec, workers)
     totals = ChunkStats()
     for stats in done.values():

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hangar.batch.scorer import ChunkScorer, ChunkStats, ScoringSpec
+from hangar.errors import BatchJobError
 
 _worker_scorer: ChunkScorer | None = None
 
@@ -56,6 +57,7 @@ class ProcessEngine:
 
     def map(self, chunks: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any, ChunkStats]]:
         from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
 
         pending: set = set()
         limit = 2 * self.workers
@@ -73,7 +75,11 @@ class ProcessEngine:
                 return
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                yield future.result()
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    raise BatchJobError("A worker process died while scoring (killed, or out of memory); the chunks "
+                                        "already written are kept: start the same command again to resume") from None
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

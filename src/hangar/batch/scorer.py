@@ -9,7 +9,8 @@ are alone, so one bad row costs O(log n) extra calls and fails only itself.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass
 from typing import Any
 
 from hangar.errors import BatchJobError, HangarError, ModelExecutionError
@@ -55,7 +56,7 @@ class ScoringSpec:
     params: dict | None = None
     model_version: str = ""                   # written in every row's version column
     fail_fast: bool = False
-    extra: dict = field(default_factory=dict)
+    concurrency: int | None = None            # rows in flight at once for payload (LLM / API) models
 
 
 class RowFailure(BatchJobError):
@@ -68,6 +69,7 @@ class ChunkScorer:
         self.spec = spec
         self.task = getattr(model, "task", None)
         self.input_mode = getattr(model, "input_mode", "dataframe")
+        self._lock = threading.Lock()  # token counts are added from several threads
 
     # -- public ------------------------------------------------------------------------------
     def score(self, batch) -> tuple[Any, ChunkStats]:
@@ -80,17 +82,20 @@ class ChunkScorer:
         if missing:
             raise BatchJobError(f"The input has no column {missing[0]!r}; it has {table.column_names}. "
                                 "Check --columns / --keep-columns")
-        model_input = table.select(self.spec.columns) if self.spec.columns else table
-        predictions: list[Any] = [None] * n
-        errors: list[str | None] = [None] * n
-        stats = ChunkStats(rows=n)
-        self._predict_range(model_input, 0, n, predictions, errors, stats)
         kept = table.select(self.spec.keep_columns) if self.spec.keep_columns is not None else table
         taken = set(kept.column_names)
         for name in (self.spec.output_column, VERSION_COLUMN, ERROR_COLUMN):
             if name in taken:
                 raise BatchJobError(f"The input already has a column {name!r}; choose another --output-column "
                                     "or leave that column out with --keep-columns")
+        model_input = table.select(self.spec.columns) if self.spec.columns else table
+        predictions: list[Any] = [None] * n
+        errors: list[str | None] = [None] * n
+        stats = ChunkStats(rows=n)
+        if self.input_mode == "payload":
+            self._predict_rows(model_input, predictions, errors, stats)
+        else:
+            self._predict_range(model_input, 0, n, predictions, errors, stats)
         out = kept.append_column(self.spec.output_column, _to_arrow(predictions))
         out = out.append_column(VERSION_COLUMN, pa.array([self.spec.model_version] * n, pa.string()))
         out = out.append_column(ERROR_COLUMN, pa.array(errors, pa.string()))
@@ -98,6 +103,39 @@ class ChunkScorer:
         return out, stats
 
     # -- internals -----------------------------------------------------------------------------
+    def _predict_rows(self, table, predictions, errors, stats) -> None:
+        """Payload models (chat, completions, embeddings, API calls) one row per call, up to
+        ``concurrency`` at once: a failed row is never sent again because a neighbour failed."""
+        payloads = self._payloads(table)
+        width = self.spec.concurrency or _default_concurrency(self.model)
+
+        def one(i: int):
+            try:
+                return i, self._values(self.model.predict([payloads[i]], params=self.spec.params), 1, stats)[0], None
+            except Exception as exc:  # noqa: BLE001 - recorded per row
+                return i, None, exc
+
+        if width <= 1 or len(payloads) <= 1:
+            results = map(one, range(len(payloads)))
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(min(width, len(payloads)), thread_name_prefix="hangar-batch")
+            results = pool.map(one, range(len(payloads)))
+        try:
+            for i, value, exc in results:
+                if exc is None:
+                    predictions[i] = value
+                    continue
+                message = _message(exc)
+                if self.spec.fail_fast:
+                    raise RowFailure(f"The model failed on input row {i} of this chunk: {message}") from exc
+                errors[i] = message
+                stats.first_error = stats.first_error or message
+        finally:
+            if width > 1 and len(payloads) > 1:
+                pool.shutdown(wait=True, cancel_futures=True)
+
     def _predict_range(self, table, start: int, stop: int, predictions, errors, stats) -> None:
         try:
             values = self._predict(table.slice(start, stop - start), stats)
@@ -117,15 +155,16 @@ class ChunkScorer:
 
     def _predict(self, table, stats: ChunkStats) -> list:
         n = table.num_rows
-        if self.input_mode == "payload":
-            result = self.model.predict(self._payloads(table), params=self.spec.params)
-        elif self.input_mode == "list":
+        if self.input_mode == "list":
             if table.num_columns == 1:
                 result = self.model.predict(table.column(0).to_pylist(), params=self.spec.params)
             else:
                 result = self.model.predict(table.to_pylist(), params=self.spec.params)
         else:
             result = self.model.predict(table.to_pandas(), params=self.spec.params)
+        return self._values(result, n, stats)
+
+    def _values(self, result: Any, n: int, stats: ChunkStats) -> list:
         values = _as_list(result)
         if len(values) != n:
             raise ModelExecutionError(f"The model returned {len(values)} predictions for {n} input rows")
@@ -150,12 +189,20 @@ class ChunkScorer:
         if not isinstance(value, dict):
             return value
         usage = value.get("usage") or {}
-        stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        stats.completion_tokens += int(usage.get("completion_tokens") or 0)
+        with self._lock:
+            stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            stats.completion_tokens += int(usage.get("completion_tokens") or 0)
         if self.task == "llm/v1/embeddings":
             data = value.get("data") or []
             return data[0].get("embedding") if len(data) == 1 else [d.get("embedding") for d in data]
         return response_text(value)
+
+
+def _default_concurrency(model) -> int:
+    """Models that wait on a remote API (the ``openai`` flavor) overlap requests; local models
+    run one row at a time (they use every core already)."""
+    flavors = getattr(getattr(model, "metadata", None), "flavors", None) or {}
+    return 8 if "openai" in flavors else 1
 
 
 def _message(exc: Exception) -> str:

@@ -25,6 +25,7 @@ _COMMANDS = {
     "aliases": "hangar.cli.aliases:aliases",
     "gc": "hangar.cli.gc:gc",
     "serve": "hangar.cli.serve:serve",
+    "batch": "hangar.cli.batch:batch",
 }
 
 

@@ -221,6 +221,8 @@ class OpenAIServer:
         self._faults: list[int] = list(fail_statuses) if fail_statuses is not None else [fail_status] * fail_first
         self._counter = 0
         self._app: Any = None
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests the server was answering at once
 
     # -- test controls -------------------------------------------------------------
 
@@ -274,8 +276,14 @@ class OpenAIServer:
                     authorized=authorized,
                 )
                 server.requests.append(rec)
-
-                response = await respond(request, raw, body, authorized, handler)
+                with server._lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    response = await respond(request, raw, body, authorized, handler)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
                 rec.status = response.status_code
                 return response
 
