@@ -42,6 +42,11 @@ def test_demo_end_to_end_and_rerun_reuses_its_work(tmp_path):
     assert "experiment 'demo'" in first.stdout and "models:/m-" in first.stdout
     assert "models:/main.default.assistant/1 @champion" in first.stdout
     assert "served models:/main.default.assistant@champion" in first.stdout and "/invocations got" in first.stdout
+    assert "hangar batch scored 5 prompts with main.default.assistant/1 (0 failed" in first.stdout
+    import pyarrow.parquet as pq
+
+    answers = pq.read_table(home / "demo" / "batch" / "answers").to_pylist()
+    assert len(answers) == 5 and all(r["prediction"] and r["error"] is None for r in answers)
     runs = subprocess.run([sys.executable, "-m", "hangar.cli.main", "runs", "list", "--experiment-id", "1", "--json"],
                           env=env, capture_output=True, text=True, timeout=60)
     import json
@@ -53,3 +58,4 @@ def test_demo_end_to_end_and_rerun_reuses_its_work(tmp_path):
     assert "cached" in second.stdout and "convert SmolLM2" not in second.stdout
     assert "Paris" in second.stdout
     assert "models:/main.default.assistant/2 @champion" in second.stdout
+    assert "hangar batch scored 5 prompts with main.default.assistant/2" in second.stdout

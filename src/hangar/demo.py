@@ -120,6 +120,10 @@ def run_demo(settings: Settings, questions=QUESTIONS, max_tokens: int = MAX_TOKE
 
     serve_and_ask(settings, max_tokens, console, timings)
 
+    from hangar.demo_batch import batch_score
+
+    batch_score(base, max_tokens, console, timings)
+
     table = Table(title=f"assistant (llm/v1/chat, at most {max_tokens} new tokens)", show_lines=True)
     table.add_column("question", style="bold", max_width=30)
     table.add_column("answer", max_width=70)
