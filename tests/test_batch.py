@@ -383,3 +383,28 @@ def test_memory_stays_flat_on_a_large_input(tmp_path):
     assert pq.read_metadata(tmp_path / "big.parquet").num_rows == n
     assert sum(pq.read_metadata(p).num_rows for p in (tmp_path / "out").glob("part-*.parquet")) == n
     assert peak < 400 * 2**20, f"peak RSS of the job's process tree was {peak / 2**20:.0f} MiB"
+
+
+def test_progress_bar_on_a_terminal(model, tmp_path):
+    import pty
+
+    pq.write_table(_texts(500), tmp_path / "in.parquet")
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "hangar.cli.main", "batch", str(model), "--input",
+                             str(tmp_path / "in.parquet"), "--output", str(tmp_path / "out"), "--workers", "1",
+                             "--chunk-rows", "100"], stdout=subprocess.DEVNULL, stderr=follower,
+                            env={**os.environ, "COLUMNS": "160", "TERM": "xterm"})
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        seen += data
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0
+    text = seen.decode(errors="replace")
+    assert "scoring with" in text and "500/500" in text and "rows/s" in text and "0 failed" in text
