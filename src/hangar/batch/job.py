@@ -60,14 +60,14 @@ def default_workers() -> int:
 
 
 @dataclass
-class _Model:
+class PinnedModel:
     pinned_uri: str
     label: str
     version_id: str | None  # catalog.schema.model/N for lineage
     path: Path
 
 
-def _pin(model_uri: str) -> _Model:
+def pin_model(model_uri: str) -> PinnedModel:
     """The exact version a job scores with: an alias is resolved once, at the job's first start."""
     from hangar.models.resolver import resolve_model_uri
     from hangar.uri import is_remote_uri, parse_model_uri
@@ -82,11 +82,11 @@ def _pin(model_uri: str) -> _Model:
             mv = (reg.get_version_by_alias(parsed.name, parsed.alias) if parsed.alias
                   else reg.get_model_version(parsed.name, parsed.version))
             pinned = f"models:/{mv.full_name}/{mv.version}"
-            return _Model(pinned, f"{mv.full_name}/{mv.version}", f"{mv.full_name}/{mv.version}",
+            return PinnedModel(pinned, f"{mv.full_name}/{mv.version}", f"{mv.full_name}/{mv.version}",
                           resolve_model_uri(pinned))
-        return _Model(uri, uri, None, resolve_model_uri(uri))
+        return PinnedModel(uri, uri, None, resolve_model_uri(uri))
     path = resolve_model_uri(uri).resolve()
-    return _Model(str(path), str(path), None, path)
+    return PinnedModel(str(path), str(path), None, path)
 
 
 def _chunk_rows(requested: int | None, total: int | None, workers: int, llm: bool) -> int:
@@ -145,7 +145,7 @@ def run(model_uri: str | os.PathLike, input: str | os.PathLike, output: str | os
                                 "to replace it, or choose another output")
         sink.reset()
 
-    model = _pin(job.pinned_uri if job is not None else model_uri)
+    model = pin_model(job.pinned_uri if job is not None else model_uri)
     import hangar.pyfunc
 
     loaded = hangar.pyfunc.load_model(model.path) if (engine == "local" and workers == 1) else None
@@ -258,7 +258,7 @@ def _end_run(run_id: str, status: str) -> None:
         pass
 
 
-def _finish_run(run_id: str, result: BatchResult, model: _Model, source, sink) -> None:
+def _finish_run(run_id: str, result: BatchResult, model: PinnedModel, source, sink) -> None:
     from hangar.catalog import lineage
     from hangar.store.transactions import write_transaction
     from hangar.tracking import fluent

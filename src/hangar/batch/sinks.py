@@ -22,7 +22,7 @@ from typing import Any
 
 from hangar.batch.checkpoint import JobRecord, read_json, write_json_atomic
 from hangar.batch.scorer import ChunkStats
-from hangar.batch.sources import _check_identifier, is_sql_url, redact_url
+from hangar.batch.sources import check_table_name, is_sql_url, redact_url
 from hangar.errors import BatchJobError, require
 
 FORMATS = ("parquet", "jsonl", "delta", "sql")
@@ -226,7 +226,7 @@ class SqlSink(Sink):
 
     def __init__(self, url: str, table: str):
         super().__init__(url)
-        _check_identifier(table)
+        check_table_name(table)
         self.url = url
         self.table_name = table
         from sqlalchemy import create_engine

@@ -246,7 +246,7 @@ def open_source(location: str | os.PathLike, *, query: str | None = None, format
         if table and query:
             raise BatchJobError("Give either a table (URL#table) or --query, not both")
         if table:
-            _check_identifier(table)
+            check_table_name(table)
             query = f"SELECT * FROM {table}"
         return SqlSource(url, query or "")
     if format == "delta" or (format is None and (location.startswith("delta:") or (Path(location) / "_delta_log").is_dir())):
@@ -266,7 +266,7 @@ def open_source(location: str | os.PathLike, *, query: str | None = None, format
     return FileSource(location, files, format)
 
 
-def _check_identifier(name: str) -> None:
+def check_table_name(name: str) -> None:
     import re
 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?", name):

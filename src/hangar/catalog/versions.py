@@ -248,6 +248,7 @@ class VersionsMixin:
                                                          previous_version=previous, actor=self.actor, at=ts))
             self._audit(conn, "SET_ALIAS", "registered_model", full, alias=alias, version=int(version),
                         previous_version=previous)
+            _notify_alias_moved(conn, full, alias)
         return AliasMove(full, alias, int(version), previous, self.actor, ts)
 
     def _remove_alias(self, conn, full: str, alias: str) -> None:
@@ -259,6 +260,7 @@ class VersionsMixin:
         conn.execute(t.alias_history.insert().values(full_name=full, alias=alias, version=None,
                                                      previous_version=previous, actor=self.actor, at=now_ms()))
         self._audit(conn, "DELETE_ALIAS", "registered_model", full, alias=alias, previous_version=previous)
+        _notify_alias_moved(conn, full, alias)
 
     def delete_alias(self, name: str, alias: str) -> None:
         full = names.model_name(name)[0]
@@ -308,6 +310,17 @@ class VersionsMixin:
         audit.record(self.engine, actor=self.actor, action="LOAD_MODEL", securable_type="registered_model",
                      securable=mv.full_name, details={"version": mv.version, "alias": parsed.alias})
         return path
+
+
+ALIAS_CHANNEL = "hangar_alias_moved"
+
+
+def _notify_alias_moved(conn, full: str, alias: str) -> None:
+    """On PostgreSQL, wake endpoints that follow this alias (delivered when the move commits)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": ALIAS_CHANNEL, "payload": f"{full}@{alias}"})
 
 
 def _content_key(checksums: dict) -> str:

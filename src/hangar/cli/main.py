@@ -26,6 +26,7 @@ _COMMANDS = {
     "gc": "hangar.cli.gc:gc",
     "serve": "hangar.cli.serve:serve",
     "batch": "hangar.cli.batch:batch",
+    "endpoints": "hangar.cli.endpoints:endpoints",
 }
 
 

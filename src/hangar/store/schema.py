@@ -273,3 +273,14 @@ audit_log = Table(
     Column("hash", String(64), nullable=False),
     Index("ix_audit_securable", "securable", "at"),
 )
+
+endpoints = Table(
+    "endpoints", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("config", Text, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_by", String(256), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

@@ -186,9 +186,9 @@ def spark_udf(spark, model_uri: str, *, columns: list[str] | None = None, params
     its local path, so on a multi-node cluster ``HANGAR_HOME`` must be on storage they share.
     """
     functions = require("pyspark.sql.functions", "spark")
-    from hangar.batch.job import _pin
+    from hangar.batch.job import pin_model
 
-    pinned = _pin(model_uri)
+    pinned = pin_model(model_uri)
     path, label = str(pinned.path), pinned.label
     spec = ScoringSpec(keep_columns=[], output_column="prediction", params=params, model_version=label)
     names = list(columns) if columns else None

@@ -1,0 +1,99 @@
+"""``hangar endpoints``: named real-time deployments kept in the metadata store."""
+
+from __future__ import annotations
+
+import click
+
+from hangar.cli.output import emit_json, json_option, table, when
+
+
+def _store():
+    from hangar.serving.endpoint_store import endpoint_store
+
+    return endpoint_store()
+
+
+def _show(ep) -> None:
+    table(f"endpoint {ep.name} (revision {ep.revision})", ["served entity", "model", "weight", "batching"],
+          [[e.name, e.model, f"{e.weight:g}",
+            f"max {e.max_batch_size} rows / {e.max_wait_ms:g} ms" if e.batching else "off"]
+           for e in ep.config.served_entities])
+    c = ep.config
+    limits = c.limits
+    rows = [["alias poll", f"every {c.alias_poll_seconds:g} s"],
+            ["rate limit", f"{limits.rate_per_minute}/min per caller" if limits.rate_per_minute else "none"],
+            ["rate limit store", "redis (shared by all workers)" if c.rate_limit_redis else "per worker"],
+            ["max payload", f"{limits.max_payload_bytes:,} bytes"], ["request timeout", f"{limits.request_timeout_s:g} s"],
+            ["max queue", str(limits.max_queue)], ["secrets", ", ".join(sorted(c.secrets)) or "none"],
+            ["inference table", (c.inference_table.parquet or c.inference_table.sql) if c.inference_table else "off"],
+            ["updated", f"{when(ep.updated_at)} by {ep.updated_by}"]]
+    table("settings", ["", "value"], rows)
+
+
+@click.group()
+def endpoints():
+    """Endpoints: served models by alias or version, traffic split, limits, inference table."""
+
+
+@endpoints.command()
+@click.argument("name")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Endpoint YAML.")
+@json_option
+def create(name, config_path, as_json):
+    """Create endpoint NAME from a YAML config."""
+    from hangar.serving.endpoint_config import load_config_file
+
+    ep = _store().create(name, load_config_file(config_path))
+    if as_json:
+        return emit_json({"name": ep.name, "revision": ep.revision, "config": ep.config.to_dict()})
+    click.echo(f"created endpoint {ep.name}; serve it with: hangar endpoints serve {ep.name}")
+
+
+@endpoints.command()
+@click.argument("name")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Endpoint YAML.")
+@json_option
+def update(name, config_path, as_json):
+    """Replace NAME's config (a serving process picks it up at its next poll)."""
+    from hangar.serving.endpoint_config import load_config_file
+
+    ep = _store().update(name, load_config_file(config_path))
+    if as_json:
+        return emit_json({"name": ep.name, "revision": ep.revision, "config": ep.config.to_dict()})
+    click.echo(f"updated endpoint {ep.name} (revision {ep.revision})")
+
+
+@endpoints.command()
+@click.argument("name")
+@json_option
+def get(name, as_json):
+    """Show endpoint NAME."""
+    ep = _store().get(name)
+    if as_json:
+        return emit_json({"name": ep.name, "revision": ep.revision, "config": ep.config.to_dict(),
+                          "created_by": ep.created_by, "created_at": ep.created_at, "updated_by": ep.updated_by,
+                          "updated_at": ep.updated_at})
+    _show(ep)
+
+
+@endpoints.command("list")
+@json_option
+def list_(as_json):
+    """All endpoints."""
+    eps = _store().list()
+    if as_json:
+        return emit_json([{"name": e.name, "revision": e.revision, "config": e.config.to_dict()} for e in eps])
+    table("endpoints", ["name", "revision", "served entities", "updated (UTC)"],
+          [[e.name, e.revision, ", ".join(f"{s.model} ({s.weight:g})" for s in e.config.served_entities),
+            when(e.updated_at)] for e in eps])
+
+
+@endpoints.command()
+@click.argument("name")
+@json_option
+def delete(name, as_json):
+    """Delete endpoint NAME (a process serving it keeps its last config until it stops)."""
+    _store().delete(name)
+    if as_json:
+        return emit_json({"deleted": name})
+    click.echo(f"deleted endpoint {name}")

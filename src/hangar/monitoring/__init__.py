@@ -1,0 +1,1 @@
+"""Monitoring: inference tables (what endpoints served), quality and drift."""
