@@ -147,7 +147,8 @@ def enforce_dataframe(data: Any, schema: Schema | None):
                 f"The input is missing column(s) {missing}. The model expects {expected}; "
                 f"the input has {present}"
             )
-        df = df.rename(columns={c: str(c) for c in df.columns})
+        if any(type(c) is not str for c in df.columns):  # rename copies the frame: only when needed
+            df = df.rename(columns={c: str(c) for c in df.columns})
         out = {}
         for col in schema.columns:
             if col.name not in df.columns:
