@@ -1,12 +1,19 @@
 """Adaptive batching: concurrent row-wise ``/invocations`` requests share one ``predict`` call.
 
 Requests wait in one bounded queue (``max_queue`` requests queued or running; one more is refused
-with 503). When the model is idle, the first queued request is dispatched after one turn of the
-event loop, so requests that have already arrived join it; it waits longer (at most
-``max_wait``) only while other requests are still being read. While a batch runs in the model
-thread the next one forms in the queue, so under load batches grow by themselves and at
-concurrency 1 no request ever sleeps. A batch holds requests with equal keys (kind, columns,
-params; see ``rowwise``) up to ``max_batch_size`` rows.
+with 503). While a batch runs in the model thread the next one forms in the queue, so under load
+batches grow by themselves. When the model is free, the queued requests are dispatched after one
+turn of the event loop (so requests that have already arrived join them), unless more are
+expected soon, and then they wait for those, never longer than ``max_wait``:
+
+* requests still being read (their handler has started, their body is not complete);
+* the callers just answered: a finished batch of N requests means N clients that, under
+  closed-loop load, send their next request within a moment. Without this wait the clients
+  split into two cohorts that alternate on the model, each half a batch. Each new arrival
+  counts one of them back, so at concurrency 1 (one answered, one back) no request ever waits.
+
+A batch holds requests with equal keys (kind, columns, params; see ``rowwise``) up to
+``max_batch_size`` rows.
 
 If a merged batch fails, each of its requests runs again alone, so a bad request gets its own
 error (a 400 stays a 400) and its batch-mates their answers. Each request has a deadline
@@ -91,6 +98,8 @@ class Batcher:
         self._held = 0  # requests queued or running
         self._running = 0  # batches in the model thread(s)
         self._arriving = 0  # requests whose bodies are still being read
+        self._expected = 0  # callers answered by the last batch that have not sent a request since
+        self._free_since = 0.0  # when the last batch finished
         self._dispatch_handle: asyncio.Handle | None = None
         self._waiting = False  # the dispatch handle is a max_wait timer, not the next loop turn
         self._sweep_handle: asyncio.TimerHandle | None = None
@@ -106,12 +115,14 @@ class Batcher:
     def arrive(self) -> float:
         """A request has started (it will ``submit`` or ``depart``); returns the time it started."""
         self._arriving += 1
+        if self._expected:
+            self._expected -= 1
         return (self._loop or self._bind()).time()
 
     def depart(self) -> None:
         """A request that arrived will not be submitted (it failed before, or was refused)."""
         self._arriving -= 1
-        if self._waiting and self._arriving == 0:
+        if self._waiting and self._arriving == 0 and self._expected == 0:
             self._dispatch_now()
 
     def submit(self, inv: Invocation, started: float) -> asyncio.Future:
@@ -132,7 +143,8 @@ class Batcher:
         if self._running < self.concurrency:
             if self._dispatch_handle is None:
                 self._dispatch_handle = loop.call_soon(self._dispatch)
-            elif self._waiting and (self._arriving == 0 or len(self._queue) >= self.max_batch_size):
+            elif self._waiting and ((self._arriving == 0 and self._expected == 0) or
+                                    len(self._queue) >= self.max_batch_size):
                 self._dispatch_now()
         return item.future
 
@@ -154,13 +166,15 @@ class Batcher:
         self._waiting = False
         loop = self._loop
         while self._running < self.concurrency and self._queue:
-            if self._arriving > 0 and self.max_wait_s > 0 and self.max_batch_size > 1:
-                # Requests still being read would likely join: wait for them, briefly.
-                until = self._queue[0].deadline - self.timeout_s + self.max_wait_s
-                if loop.time() < until and len(self._queue) < self.max_batch_size:
+            if (self._arriving or self._expected) and self.max_wait_s > 0 and len(self._queue) < self.max_batch_size:
+                # At most max_wait from when the model became free or the first request came, if later.
+                now = loop.time()
+                until = max(self._queue[0].deadline - self.timeout_s, self._free_since) + self.max_wait_s
+                if now < until and (self._arriving or now < self._free_since + self.max_wait_s):
                     self._dispatch_handle = loop.call_at(until, self._dispatch)
                     self._waiting = True
                     return
+            self._expected = 0
             batch = self._take()
             if not batch:
                 return
@@ -201,6 +215,9 @@ class Batcher:
 
     def _finished(self, batch: list[_Item], future: asyncio.Future) -> None:
         self._running -= 1
+        if self.max_batch_size > 1:
+            self._expected = len(batch)
+            self._free_since = self._loop.time()
         if self._queue:  # the next batch formed while this one ran: start it before answering
             self._dispatch_now()
         try:
