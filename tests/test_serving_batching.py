@@ -208,3 +208,34 @@ def test_json_fallback_matches_fast_parser():
     raw = jsonio.std_dumps(doc)
     assert jsonio.std_loads(raw) == jsonio.loads(raw) == doc
     assert jsonio.loads(jsonio.dumps(doc)) == doc
+
+
+@pytest.mark.parametrize("data", [
+    {"s": ["a", "b"], "i": [1, -2], "f": [1, 2.5], "b": [True, False]},
+    {"s": ["a"], "i": [2**62], "f": [float("inf")], "b": [False], "extra": ["dropped"]},
+    {"s": ["a"], "i": [1], "b": [True]},  # the optional column is absent
+])
+def test_plain_columns_fast_path_matches_the_general_path(data):
+    import pandas as pd
+
+    from hangar.models.enforce import _enforce_plain_columns, enforce_dataframe
+    from hangar.models.signature import ColSpec, Schema
+
+    schema = Schema([ColSpec({"type": "string"}, "s"), ColSpec({"type": "long"}, "i"),
+                     ColSpec({"type": "double"}, "f", required=False), ColSpec({"type": "boolean"}, "b")])
+    fast = _enforce_plain_columns(data, schema)
+    general = enforce_dataframe(pd.DataFrame({k: list(v) for k, v in data.items()}), schema)
+    assert fast is not None
+    pd.testing.assert_frame_equal(fast, general)
+    assert list(fast.dtypes.astype(str)) == list(general.dtypes.astype(str))
+
+
+@pytest.mark.parametrize("data", [{"s": ["a", None], "i": [1, 2], "b": [True, True]}, {"s": ["a"], "i": [1.0], "b": [True]},
+                                  {"s": ["a"], "i": [True], "b": [True]}, {"s": ["a"], "b": [True]},
+                                  {"s": ["a", "b"], "i": [1], "b": [True]}, {"s": ["a"], "i": [2**64], "b": [True]}])
+def test_plain_columns_fast_path_leaves_anything_else_to_the_general_path(data):
+    from hangar.models.enforce import _enforce_plain_columns
+    from hangar.models.signature import ColSpec, Schema
+
+    schema = Schema([ColSpec({"type": "string"}, "s"), ColSpec({"type": "long"}, "i"), ColSpec({"type": "boolean"}, "b")])
+    assert _enforce_plain_columns(data, schema) is None
