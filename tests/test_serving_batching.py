@@ -239,3 +239,39 @@ def test_plain_columns_fast_path_leaves_anything_else_to_the_general_path(data):
 
     schema = Schema([ColSpec({"type": "string"}, "s"), ColSpec({"type": "long"}, "i"), ColSpec({"type": "boolean"}, "b")])
     assert _enforce_plain_columns(data, schema) is None
+
+
+def test_hangar_serve_passes_its_options_to_every_worker(recorder_pkg):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "hangar.cli.main", "serve", str(recorder_pkg), "--port", str(port),
+                             "--workers", "2", "--max-queue", "1", "--max-batch-size", "4", "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "hangar serve did not become ready"
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        results, _ = _post_all(url, [_body(["slow"], suffix="")] * 6)
+        codes = sorted(r.status_code for r in results)
+        assert codes[0] == 200 and codes[-1] == 503, codes  # each worker holds one request at a time
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
