@@ -481,8 +481,8 @@ def run_notes(args, result: dict) -> list[str]:
                          "not set TCP_NODELAY on accepted connections: MLflow's multi-worker figures at low "
                          "concurrency include Nagle + delayed-ACK stalls (~40 ms). That is MLflow's behaviour as "
                          "installed; no target is judged on 2 workers.")
-    notes.append("Each server runs at its own default log level (MLflow and Hangar write an access-log line per "
-                 "request to a file; the reference has its access log off).")
+    notes.append("Each server runs at its own default log level (MLflow writes an access-log line per request to a "
+                 "file; Hangar's access log is off unless --access-log, and the reference's is off).")
     return notes
 
 
