@@ -278,11 +278,11 @@ def preflight(args) -> dict:
     return facts
 
 
-def hangar_serve_status(hangar_bin: Path, cwd: Path) -> tuple[bool, str, str]:
+def hangar_serve_status(hangar_bin: Path, cwd: Path, pythonpath=None) -> tuple[bool, str, str]:
     """(available, message, --help text) for `hangar serve`."""
     if not hangar_bin.exists():
         return False, f"{hangar_bin} not found", ""
-    proc = subprocess.run([str(hangar_bin), "serve", "--help"], env=child_env(), cwd=cwd,
+    proc = subprocess.run([str(hangar_bin), "serve", "--help"], env=child_env(pythonpath), cwd=cwd,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
     if proc.returncode != 0:
         first = (proc.stdout.strip().splitlines() or ["?"])[-1]
@@ -290,9 +290,15 @@ def hangar_serve_status(hangar_bin: Path, cwd: Path) -> tuple[bool, str, str]:
     return True, "ok", proc.stdout
 
 
-def save_model(lib: str, python: Path, path: Path, cwd: Path, timeout: float) -> None:
+def hangar_pythonpath(args) -> str:
+    """bench/ (the trivial models), after ``--hangar-src`` when given (a checkout measured with
+    another checkout's venv: PYTHONPATH comes before the venv's editable install)."""
+    return os.pathsep.join([str(p) for p in (getattr(args, "hangar_src", None), BENCH_DIR) if p])
+
+
+def save_model(lib: str, python: Path, path: Path, cwd: Path, timeout: float, pythonpath=BENCH_DIR) -> None:
     code = SAVE_CODE.format(mod=lib, cls=MODEL_CLASS[lib])
-    proc = subprocess.run([str(python), "-c", code, str(path)], env=child_env(BENCH_DIR), cwd=cwd,
+    proc = subprocess.run([str(python), "-c", code, str(path)], env=child_env(pythonpath), cwd=cwd,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise BenchError(f"saving the {lib} trivial model failed:\n{proc.stderr[-3000:]}")
@@ -320,7 +326,7 @@ def build_servers(args, work: Path, cwd: Path, result: dict) -> dict[str, Server
             env_with_path(args.hangar_venv, None), cwd, logs, args.server_cpu)
 
     if "hangar" in args.servers:
-        ok, msg, help_text = hangar_serve_status(hangar_bin, cwd)
+        ok, msg, help_text = hangar_serve_status(hangar_bin, cwd, hangar_pythonpath(args))
         result["hangar_serve"] = {"available": ok, "message": msg}
         if not ok:
             skipped["hangar"] = msg
@@ -328,7 +334,7 @@ def build_servers(args, work: Path, cwd: Path, result: dict) -> dict[str, Server
         else:
             pkg = work / "hangar-len-model"
             print(f"saving trivial hangar pyfunc (HangarLenModel) -> {pkg}", file=sys.stderr)
-            save_model("hangar", hangar_py, pkg, cwd, args.timeout)
+            save_model("hangar", hangar_py, pkg, cwd, args.timeout, hangar_pythonpath(args))
             has_workers = "--workers" in help_text
             has_host = "--host" in help_text
             result["hangar_serve"].update(workers_option=has_workers, host_option=has_host)
@@ -344,7 +350,7 @@ def build_servers(args, work: Path, cwd: Path, result: dict) -> dict[str, Server
                     raise BenchError("`hangar serve` has no --workers option")
                 return argv + extra
 
-            servers["hangar"] = Server("hangar", hangar_argv, env_with_path(args.hangar_venv, BENCH_DIR),
+            servers["hangar"] = Server("hangar", hangar_argv, env_with_path(args.hangar_venv, hangar_pythonpath(args)),
                                        cwd, logs, args.server_cpu)
 
     if "mlflow" in args.servers:
@@ -475,8 +481,8 @@ def run_notes(args, result: dict) -> list[str]:
                          "not set TCP_NODELAY on accepted connections: MLflow's multi-worker figures at low "
                          "concurrency include Nagle + delayed-ACK stalls (~40 ms). That is MLflow's behaviour as "
                          "installed; no target is judged on 2 workers.")
-    notes.append("Each server runs at its own default log level (MLflow and Hangar write an access-log line per "
-                 "request to a file; the reference has its access log off).")
+    notes.append("Each server runs at its own default log level (MLflow writes an access-log line per request to a "
+                 "file; Hangar's access log is off unless --access-log, and the reference's is off).")
     return notes
 
 
@@ -571,6 +577,8 @@ def parse_args(argv=None):
     p.add_argument("--server-cpu", default="1", help="CPU the servers are pinned to (default 1)")
     p.add_argument("--client-cpu", default="0", help="CPU wrk and this script are pinned to (default 0)")
     p.add_argument("--hangar-venv", type=Path, default=REPO_DIR / ".venv")
+    p.add_argument("--hangar-src", type=Path, default=None,
+                   help="put this src/ first on Hangar's PYTHONPATH (measure a worktree with another checkout's venv)")
     p.add_argument("--mlflow-venv", type=Path, default=DEFAULT_MLFLOW_VENV)
     p.add_argument("--hangar-serve-arg", action="append",
                    help="extra argument for `hangar serve` (repeatable, e.g. --hangar-serve-arg=--foo)")

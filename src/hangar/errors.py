@@ -135,6 +135,21 @@ class BatchJobError(HangarError):
     http_status = 400
 
 
+class ServerOverloadedError(HangarError):
+    """The server's bounded request queue is full: retry after ``retry_after`` seconds."""
+
+    error_code = "SERVER_OVERLOADED"
+    http_status = 503
+    retry_after = 1
+
+
+class RequestTimeoutError(HangarError):
+    """A request waited and ran longer than the server's per-request timeout."""
+
+    error_code = "REQUEST_TIMEOUT"
+    http_status = 504
+
+
 class EnvironmentBuildError(HangarError):
     error_code = "ENVIRONMENT_BUILD_FAILED"
     http_status = 500

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import click
 
+from hangar.serving.settings import ServingSettings
+
+_D = ServingSettings()
+
 
 @click.command()
 @click.argument("model_uri")
@@ -11,15 +15,30 @@ import click
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes; each loads the model once.")
+@click.option("--max-batch-size", default=_D.max_batch_size, show_default=True, type=click.IntRange(1, 100_000),
+              help="Most input rows gathered into one predict call.")
+@click.option("--max-wait-ms", default=_D.max_wait_ms, show_default=True, type=click.FloatRange(0, 10_000),
+              help="Longest an idle model waits for requests still being read before it starts a batch.")
+@click.option("--no-batching", is_flag=True, help="Run every request in its own predict call.")
+@click.option("--max-queue", default=_D.max_queue, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Requests queued or running per worker; more are refused with 503 and Retry-After.")
+@click.option("--request-timeout", default=_D.request_timeout, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="Seconds a request may wait and run; after that it is answered 504.")
+@click.option("--access-log", is_flag=True, help="Log one line per request (costs throughput).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve(model_uri, host, port, workers, log_level):
+def serve(model_uri, host, port, workers, max_batch_size, max_wait_ms, no_batching, max_queue, request_timeout,
+          access_log, log_level):
     """Serve MODEL_URI (a path, models:/name/N, models:/name@alias, runs:/...).
 
     Routes: POST /invocations; POST /v1/chat/completions, /v1/completions, /v1/embeddings and
     GET /v1/models for chat, completion and embedding models; GET /health, /ready, /metrics,
-    /version, /openapi.json. Stops gracefully on SIGTERM.
+    /version, /openapi.json. Concurrent /invocations requests to a row-wise model share predict
+    calls (adaptive batching) unless --no-batching. Stops gracefully on SIGTERM.
     """
     from hangar.serving.server import serve as run
 
-    run(model_uri, host=host, port=port, workers=workers, log_level=log_level)
+    settings = ServingSettings(batching=not no_batching, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
+                               max_queue=max_queue, request_timeout=request_timeout)
+    run(model_uri, host=host, port=port, workers=workers, log_level=log_level, settings=settings,
+        access_log=access_log)

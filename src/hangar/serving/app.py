@@ -1,11 +1,14 @@
 """The ASGI app: routes wired to the pure core in ``scoring`` and ``openai_compat``.
 
-Model code runs in worker threads (``anyio.to_thread``) so the event loop never blocks; errors
-become JSON ``{"error_code", "message"}`` here and nowhere else.
+``POST /invocations`` takes a lean path (raw ASGI: no Starlette request, response or routing per
+request) into the model queue of ``batching``; every other route goes through Starlette. Model
+code runs in worker threads so the event loop never blocks; errors become JSON
+``{"error_code", "message"}`` here and nowhere else.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -19,16 +22,29 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from hangar.errors import EndpointNotFoundError, HangarError, ModelExecutionError, PayloadTooLargeError
+from hangar.errors import (
+    EndpointNotFoundError,
+    HangarError,
+    ModelExecutionError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+    ServerOverloadedError,
+)
 from hangar.serving import openai_compat as oa
 from hangar.serving import scoring
+from hangar.serving.batching import Batcher, score_batch
 from hangar.serving.metrics import MetricsMiddleware, ServingMetrics
+from hangar.serving.settings import ServingSettings
 
 log = logging.getLogger("hangar.serving")
 
-MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_BODY_BYTES = ServingSettings.max_body_bytes
 MODEL_URI_ENV = "HANGAR_SERVE_MODEL_URI"  # read by create_app(), the factory each worker calls
+BATCHED_INPUT_MODES = ("dataframe", "list")  # row-wise models; "payload" (LLM) requests are never merged
+UNBATCHED_THREADS = 40  # as anyio's default: models that wait on I/O still overlap
 _GENERIC_500 = "The model failed while serving this request; the server log has the details"
+_SAFE_5XX = (ServerOverloadedError, RequestTimeoutError)  # their messages hold nothing internal
+_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 def model_name_of(uri: str) -> str:
@@ -40,11 +56,13 @@ def model_name_of(uri: str) -> str:
 
 
 class _State:
-    def __init__(self, model, model_uri: str, max_body_bytes: int):
+    def __init__(self, model, model_uri: str, settings: ServingSettings, batched: bool):
         self.model = model
         self.model_uri = model_uri
         self.model_name = model_name_of(model_uri)
-        self.max_body_bytes = max_body_bytes
+        self.settings = settings
+        self.max_body_bytes = settings.max_body_bytes
+        self.batched = batched
         self.created = int(time.time())
 
 
@@ -52,9 +70,102 @@ def error_response(exc: HangarError, metrics: ServingMetrics | None = None) -> J
     if metrics is not None:
         metrics.errors.labels(exc.error_code).inc()
     body = exc.to_dict()
-    if exc.http_status >= 500:
+    headers = None
+    if exc.http_status >= 500 and not isinstance(exc, _SAFE_5XX):
         body["message"] = _GENERIC_500 if isinstance(exc, ModelExecutionError) else "Internal server error"
-    return JSONResponse(body, status_code=exc.http_status)
+    if isinstance(exc, ServerOverloadedError):
+        headers = {"Retry-After": str(exc.retry_after)}
+    return JSONResponse(body, status_code=exc.http_status, headers=headers)
+
+
+def log_failure(method: str, path: str, exc: HangarError) -> None:
+    if isinstance(exc, _SAFE_5XX):
+        log.log(logging.WARNING if isinstance(exc, RequestTimeoutError) else logging.DEBUG,
+                "%s %s: %s", method, path, exc.message)
+    elif exc.http_status >= 500:
+        log.error("%s %s failed: %s", method, path, exc.message, exc_info=exc.__cause__ or exc)
+
+
+class _ClientDisconnected(Exception):
+    pass
+
+
+async def _receive_body(receive, declared: bytes | None, limit: int) -> bytes:
+    """The body of a raw ASGI request, refused with 413 as soon as it is known to be too big."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"The request body is {int(declared)} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientDisconnected()
+        chunk = message.get("body", b"")
+        if not chunks and not message.get("more_body"):
+            if len(chunk) > limit:
+                raise PayloadTooLargeError(f"The request body is over the limit of {limit} bytes")
+            return chunk
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"The request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+class ServingApp:
+    """The ASGI app: ``POST /invocations`` on the lean path, everything else through Starlette."""
+
+    def __init__(self, router: Starlette, state: _State, batcher: Batcher, metrics: ServingMetrics):
+        self.router = router
+        self.state = router.state
+        self.batcher = batcher
+        self.metrics = metrics
+        self._hangar = state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/invocations" and scope["method"] == "POST":
+            return await self.invocations(scope, receive, send)
+        return await self.router(scope, receive, send)
+
+    async def invocations(self, scope, receive, send):
+        metrics, batcher, state = self.metrics, self.batcher, self._hangar
+        start = time.perf_counter()
+        metrics.in_flight_count += 1
+        status = 500
+        try:
+            started = batcher.arrive()
+            try:
+                content_type = declared = None
+                for name, value in scope["headers"]:
+                    if name == b"content-type":
+                        content_type = value.decode("latin-1")
+                    elif name == b"content-length":
+                        declared = value
+                body = await _receive_body(receive, declared, state.max_body_bytes)
+                inv = scoring.parse_request(body, content_type, state.model.input_mode)
+                answer = batcher.submit(inv, started)
+            except BaseException:
+                batcher.depart()
+                raise
+            answer = await answer
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [*_JSON_HEADERS, (b"content-length", str(len(answer)).encode())]})
+            await send({"type": "http.response.body", "body": answer})
+            status = 200
+        except HangarError as exc:
+            log_failure("POST", "/invocations", exc)
+            response = error_response(exc, metrics)
+            status = response.status_code
+            await response(scope, receive, send)
+        except _ClientDisconnected:
+            status = 499  # as nginx counts a client that left before its answer
+        except Exception as exc:
+            log.exception("POST /invocations failed", exc_info=exc)
+            response = error_response(HangarError("Internal server error"), metrics)
+            await response(scope, receive, send)
+        finally:
+            metrics.in_flight_count -= 1
+            metrics.observe("/invocations", "POST", status, time.perf_counter() - start)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -121,11 +232,28 @@ def _run_model(fn, *args):
         raise ModelExecutionError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def build_app(model, *, model_uri: str, max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
+def make_batcher(model, settings: ServingSettings, on_batch=None) -> Batcher:
+    """The model queue: adaptive batches for row-wise models, one request per call otherwise."""
+    from functools import partial
+
+    common = dict(max_queue=settings.max_queue, timeout_s=settings.request_timeout, on_batch=on_batch)
+    if settings.batching and model.input_mode in BATCHED_INPUT_MODES:
+        return Batcher(partial(score_batch, model), max_batch_size=settings.max_batch_size,
+                       max_wait_s=settings.max_wait_ms / 1000, concurrency=1, **common)
+    return Batcher(partial(score_batch, model, aligned=False), max_batch_size=1, max_wait_s=0,
+                   concurrency=UNBATCHED_THREADS, **common)
+
+
+def build_app(model, *, model_uri: str, max_body_bytes: int | None = None,
+              settings: ServingSettings | None = None) -> ServingApp:
     """An app serving one loaded ``PyFuncModel``."""
     from hangar.__about__ import __version__
 
-    state = _State(model, model_uri, max_body_bytes)
+    settings = settings or ServingSettings()
+    if max_body_bytes is not None:
+        settings = dataclasses.replace(settings, max_body_bytes=max_body_bytes)
+    batched = settings.batching and model.input_mode in BATCHED_INPUT_MODES
+    state = _State(model, model_uri, settings, batched)
     routes_list: list[tuple[str, Any, str]] = []
 
     def route(path: str, method: str = "GET"):
@@ -134,12 +262,11 @@ def build_app(model, *, model_uri: str, max_body_bytes: int = MAX_BODY_BYTES) ->
             return fn
         return deco
 
-    @route("/invocations", "POST")
-    async def invocations(request: Request):
-        body = await read_body(request, state.max_body_bytes)
-        content_type = request.headers.get("content-type")
-        result = await anyio.to_thread.run_sync(_run_model, scoring.invoke, state.model, body, content_type)
-        return JSONResponse(result)
+    class _Invocations:  # a raw ASGI endpoint: Starlette reaches it only under a root path
+        async def __call__(self, scope, receive, send):
+            await app.invocations(scope, receive, send)
+
+    routes_list.append(("/invocations", _Invocations(), "POST"))
 
     async def openai_route(request: Request):
         task = oa.check_route(request.url.path, state.model.task)
@@ -196,12 +323,13 @@ def build_app(model, *, model_uri: str, max_body_bytes: int = MAX_BODY_BYTES) ->
             openapi_doc.update(build_openapi(state.model, title=f"Hangar: {state.model_name}", version=__version__))
         return JSONResponse(openapi_doc)
 
-    metrics = ServingMetrics({path for path, _, _ in routes_list})
+    batcher_box: list[Batcher] = []
+    metrics = ServingMetrics({path for path, _, _ in routes_list}, queue_depth=lambda: batcher_box[0].depth)
+    batcher = make_batcher(model, settings, on_batch=metrics.observe_batch)
+    batcher_box.append(batcher)
 
     async def on_hangar_error(request: Request, exc: HangarError):
-        if exc.http_status >= 500:
-            log.error("%s %s failed: %s", request.method, request.url.path, exc.message,
-                      exc_info=exc.__cause__ or exc)
+        log_failure(request.method, request.url.path, exc)
         return error_response(exc, metrics)
 
     async def on_http_error(request: Request, exc: HTTPException):
@@ -217,12 +345,13 @@ def build_app(model, *, model_uri: str, max_body_bytes: int = MAX_BODY_BYTES) ->
         log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
         return error_response(HangarError("Internal server error"), metrics)
 
-    app = Starlette(
+    router = Starlette(
         routes=[Route(path, fn, methods=[method]) for path, fn, method in routes_list],
         exception_handlers={HangarError: on_hangar_error, HTTPException: on_http_error, Exception: on_unexpected},
     )
-    app.state.hangar = state
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    router.state.hangar = state
+    router.add_middleware(MetricsMiddleware, metrics=metrics)
+    app = ServingApp(router, state, batcher, metrics)
     return app
 
 
@@ -244,11 +373,12 @@ async def _events(task, chunks, model_name, include_usage):
         yield event
 
 
-def create_app() -> Starlette:
-    """Factory for ``uvicorn --factory`` / ``--workers N``: each worker loads the model once."""
+def create_app() -> ServingApp:
+    """Factory for ``uvicorn --factory`` / ``--workers N``: each worker loads the model once and
+    reads its settings from the environment (``ServingSettings.to_env``)."""
     import hangar.pyfunc
 
     uri = os.environ.get(MODEL_URI_ENV)
     if not uri:
         raise RuntimeError(f"Set {MODEL_URI_ENV} to the model URI to serve")
-    return build_app(hangar.pyfunc.load_model(uri), model_uri=uri)
+    return build_app(hangar.pyfunc.load_model(uri), model_uri=uri, settings=ServingSettings.from_env())

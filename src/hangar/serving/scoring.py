@@ -1,18 +1,20 @@
 """The serving core for MLflow's scoring protocol, as pure functions (no HTTP objects).
 
-``parse_invocation`` turns a request body and its content type into model input and params;
-``invoke`` runs the model; ``to_jsonable`` makes numpy / pandas outputs JSON-able.
+``parse_request`` turns a request body and its content type into an ``Invocation`` (rows as sent,
+params); ``invoke`` runs the model on one body; ``to_jsonable`` makes numpy / pandas outputs
+JSON-able; ``predictions_body`` is the response document as bytes.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as _dt
-import json
 import math
 from typing import Any
 
 from hangar.errors import MalformedRequestError, UnsupportedMediaTypeError
+from hangar.serving import jsonio, rowwise
+from hangar.serving.rowwise import Invocation
 
 JSON_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _CONTENT_TYPES = ("application/json", "text/csv")
@@ -31,16 +33,16 @@ def media_type(content_type: str | None) -> str:
 
 def parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return jsonio.loads(body)
+    except jsonio.DecodeError as exc:
         raise MalformedRequestError(f"The request body is not valid JSON: {exc}") from None
 
 
-def parse_invocation(body: bytes, content_type: str | None, input_mode: str = "dataframe") -> tuple[Any, dict | None]:
-    """``(model_input, params)`` from an ``/invocations`` request body."""
+def parse_request(body: bytes, content_type: str | None, input_mode: str = "dataframe") -> Invocation:
+    """An ``/invocations`` body as an ``Invocation``: rows kept as sent (no pandas), plus params."""
     kind = media_type(content_type)
     if kind == "text/csv":
-        return _parse_csv(body), None
+        return Invocation(_parse_csv(body), None)
     doc = parse_json(body)
     if not isinstance(doc, dict):
         raise MalformedRequestError(
@@ -50,46 +52,33 @@ def parse_invocation(body: bytes, content_type: str | None, input_mode: str = "d
     if params is not None and not isinstance(params, dict):
         raise MalformedRequestError(f"'params' must be a JSON object, got {type(params).__name__}")
     formats = [k for k in JSON_FORMATS if k in doc]
-    if len(formats) > 1:
-        raise MalformedRequestError(f"Give exactly one of {list(JSON_FORMATS)}; the body has {formats}")
-    if not formats:
+    if len(formats) != 1:
+        if formats:
+            raise MalformedRequestError(f"Give exactly one of {list(JSON_FORMATS)}; the body has {formats}")
         if input_mode == "payload":  # a chat-style body sent as is: {"messages": [...]}
-            return {k: v for k, v in doc.items() if k != "params"}, params
+            return Invocation({k: v for k, v in doc.items() if k != "params"}, params)
         raise MalformedRequestError(
             f"The JSON body needs one of the keys {list(JSON_FORMATS)}; it has {sorted(doc)}"
         )
     key = formats[0]
     value = doc[key]
     if key == "dataframe_split":
-        return _from_split(value), params
+        return rowwise.from_split(value, params)
     if key == "dataframe_records":
         if not isinstance(value, list):
             raise MalformedRequestError("'dataframe_records' must be a list of row objects")
-        return value, params
+        return rowwise.from_value(value, params)
     if key == "instances" and not isinstance(value, list):
         raise MalformedRequestError("'instances' must be a list")
-    return value, params
+    if input_mode == "payload":
+        return Invocation(value, params)
+    return rowwise.from_value(value, params)
 
 
-def _from_split(value: Any) -> dict:
-    if not isinstance(value, dict) or not isinstance(value.get("data"), list):
-        raise MalformedRequestError("'dataframe_split' must be {'columns': [...], 'data': [[...], ...]}")
-    rows = value["data"]
-    columns = value.get("columns")
-    if columns is None:
-        width = len(rows[0]) if rows and isinstance(rows[0], list) else 1
-        columns = list(range(width))
-    if not isinstance(columns, list):
-        raise MalformedRequestError("'dataframe_split.columns' must be a list of names")
-    out: dict = {c: [] for c in columns}
-    for i, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != len(columns):
-            raise MalformedRequestError(
-                f"'dataframe_split.data' row {i} must be a list of {len(columns)} values (one per column)"
-            )
-        for c, v in zip(columns, row):
-            out[c].append(v)
-    return out
+def parse_invocation(body: bytes, content_type: str | None, input_mode: str = "dataframe") -> tuple[Any, dict | None]:
+    """``(model_input, params)`` from an ``/invocations`` request body."""
+    inv = parse_request(body, content_type, input_mode)
+    return rowwise.merge([inv]), inv.params
 
 
 def _parse_csv(body: bytes):
@@ -107,6 +96,11 @@ def invoke(model, body: bytes, content_type: str | None) -> dict:
     """The whole ``/invocations`` exchange: body in, response document out."""
     data, params = parse_invocation(body, content_type, model.input_mode)
     return {"predictions": to_jsonable(model.predict(data, params=params))}
+
+
+def predictions_body(predictions: Any) -> bytes:
+    """``{"predictions": ...}`` as JSON bytes; ``predictions`` must already be JSON-able."""
+    return b'{"predictions":' + jsonio.dumps(predictions) + b"}"
 
 
 def to_jsonable(value: Any) -> Any:

@@ -14,6 +14,7 @@ import socket
 import threading
 
 from hangar.errors import require
+from hangar.serving.settings import ServingSettings
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -40,13 +41,15 @@ def _exit_quietly_on_signals() -> None:
 
 
 def serve(model_uri: str, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
-          log_level: str = "info", graceful_timeout: int = 10, ready_callback=None) -> None:
+          log_level: str = "info", graceful_timeout: int = 10, settings: ServingSettings | None = None,
+          access_log: bool = False) -> None:
     """Serve ``model_uri`` until SIGTERM / SIGINT. Loads the model once per worker process."""
     uvicorn = require("uvicorn", "serving")
     from hangar.serving.app import MODEL_URI_ENV
 
+    settings = settings or ServingSettings()
     common = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=graceful_timeout,
-                  lifespan="off", server_header=False)
+                  lifespan="off", server_header=False, access_log=access_log)
     sock = bind_socket(host, port)
     _exit_quietly_on_signals()
     try:
@@ -54,13 +57,14 @@ def serve(model_uri: str, *, host: str = "127.0.0.1", port: int = 8080, workers:
             import hangar.pyfunc
             from hangar.serving.app import build_app
 
-            app = build_app(hangar.pyfunc.load_model(model_uri), model_uri=model_uri)
+            app = build_app(hangar.pyfunc.load_model(model_uri), model_uri=model_uri, settings=settings)
             server = uvicorn.Server(uvicorn.Config(app, **common))
             server.run(sockets=[sock])
             return
         from uvicorn.supervisors import Multiprocess
 
-        os.environ[MODEL_URI_ENV] = model_uri  # the spawned workers read it in create_app()
+        os.environ[MODEL_URI_ENV] = model_uri  # the spawned workers read these in create_app()
+        os.environ.update(settings.to_env())
         config = uvicorn.Config("hangar.serving.app:create_app", factory=True, workers=workers, **common)
         Multiprocess(config, sockets=[sock]).run()
     finally:

@@ -1,0 +1,258 @@
+"""Adaptive batching: concurrent row-wise ``/invocations`` requests share one ``predict`` call.
+
+Requests wait in one bounded queue (``max_queue`` requests queued or running; one more is refused
+with 503). While a batch runs in the model thread the next one forms in the queue, so under load
+batches grow by themselves. When the model is free, the queued requests are dispatched after one
+turn of the event loop (so requests that have already arrived join them), unless more are
+expected soon, and then they wait for those, never longer than ``max_wait``:
+
+* requests still being read (their handler has started, their body is not complete);
+* the callers just answered: a finished batch of N requests means N clients that, under
+  closed-loop load, send their next request within a moment. Without this wait the clients
+  split into two cohorts that alternate on the model, each half a batch. Each new arrival
+  counts one of them back, so at concurrency 1 (one answered, one back) no request ever waits.
+
+A batch holds requests with equal keys (kind, columns, params; see ``rowwise``) up to
+``max_batch_size`` rows.
+
+If a merged batch fails, each of its requests runs again alone, so a bad request gets its own
+error (a 400 stays a 400) and its batch-mates their answers. Each request has a deadline
+(``timeout``); one that passes it is answered 504 whether it is queued or running (a running
+batch cannot be stopped: it finishes and its answer is dropped).
+
+With batching off (``max_batch_size`` 1) the same queue runs requests one by one on
+``concurrency`` threads, keeping the back-pressure and the deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from hangar.errors import HangarError, ModelExecutionError, RequestTimeoutError, ServerOverloadedError
+from hangar.serving import rowwise, scoring
+from hangar.serving.rowwise import Invocation
+
+log = logging.getLogger("hangar.serving")
+
+
+def _as_error(exc: BaseException) -> HangarError:
+    if isinstance(exc, HangarError):
+        return exc
+    err = ModelExecutionError(f"{type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+def score_one(model, inv: Invocation, aligned: bool) -> bytes | HangarError:
+    """One request alone. ``aligned``: it was batchable, so its output must have one entry per row."""
+    try:
+        output = scoring.to_jsonable(model.predict(rowwise.merge([inv]), params=inv.params))
+        if aligned and inv.kind is not None:
+            rowwise.scatter(output, [inv.rows])
+        return scoring.predictions_body(output)
+    except Exception as exc:
+        return _as_error(exc)
+
+
+def score_batch(model, batch: list[Invocation], aligned: bool = True) -> list[bytes | HangarError]:
+    """Answers (response bodies or errors), one per request, for requests with equal keys."""
+    if len(batch) == 1 or not aligned:
+        return [score_one(model, inv, aligned) for inv in batch]
+    try:
+        output = model.predict(rowwise.merge(batch), params=batch[0].params)
+    except Exception:  # one request may be the culprit: each runs alone and keeps its own error
+        return [score_one(model, inv, aligned) for inv in batch]
+    try:
+        parts = rowwise.scatter(scoring.to_jsonable(output), [inv.rows for inv in batch])
+        return [scoring.predictions_body(part) for part in parts]
+    except Exception as exc:
+        err = _as_error(exc)
+        log.error("A batch of %d requests failed: %s", len(batch), err.message, exc_info=err.__cause__)
+        return [ModelExecutionError(err.message) for _ in batch]
+
+
+class _Item:
+    __slots__ = ("inv", "future", "deadline", "queued")
+
+    def __init__(self, inv: Invocation, future: asyncio.Future, deadline: float):
+        self.inv, self.future, self.deadline, self.queued = inv, future, deadline, True
+
+
+class Batcher:
+    """The queue in front of one model; ``score(list[Invocation])`` runs in its model thread(s)."""
+
+    def __init__(self, score, *, max_batch_size: int = 64, max_wait_s: float = 0.002, max_queue: int = 512,
+                 timeout_s: float = 30.0, concurrency: int = 1, on_batch=None):
+        self._score = score
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self.timeout_s = timeout_s
+        self.concurrency = concurrency
+        self._on_batch = on_batch  # called in the event loop with (requests, rows) of each batch
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._deadlines: collections.deque[_Item] = collections.deque()  # in arrival order, so deadlines ascend
+        self._held = 0  # requests queued or running
+        self._running = 0  # batches in the model thread(s)
+        self._arriving = 0  # requests whose bodies are still being read
+        self._expected = 0  # callers answered by the last batch that have not sent a request since
+        self._free_since = 0.0  # when the last batch finished
+        self._dispatch_handle: asyncio.Handle | None = None
+        self._waiting = False  # the dispatch handle is a max_wait timer, not the next loop turn
+        self._sweep_handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def depth(self) -> int:
+        return self._held
+
+    # -- the request side -----------------------------------------------------------------------
+
+    def arrive(self) -> float:
+        """A request has started (it will ``submit`` or ``depart``); returns the time it started."""
+        self._arriving += 1
+        if self._expected:
+            self._expected -= 1
+        return (self._loop or self._bind()).time()
+
+    def depart(self) -> None:
+        """A request that arrived will not be submitted (it failed before, or was refused)."""
+        self._arriving -= 1
+        if self._waiting and self._arriving == 0 and self._expected == 0:
+            self._dispatch_now()
+
+    def submit(self, inv: Invocation, started: float) -> asyncio.Future:
+        """A future for the response body; ``started`` is what ``arrive`` returned. Raises
+        ServerOverloadedError (the caller then calls ``depart``) when the queue is full."""
+        loop = self._loop or self._bind()
+        if self._held >= self.max_queue:
+            raise ServerOverloadedError(
+                f"The server is at capacity ({self.max_queue} requests queued or running); retry later"
+            )
+        self._arriving -= 1
+        item = _Item(inv, loop.create_future(), started + self.timeout_s)
+        self._queue.append(item)
+        self._held += 1
+        self._deadlines.append(item)
+        if self._sweep_handle is None:
+            self._sweep_handle = loop.call_at(item.deadline, self._sweep)
+        if self._running < self.concurrency:
+            if self._dispatch_handle is None:
+                self._dispatch_handle = loop.call_soon(self._dispatch)
+            elif self._waiting and ((self._arriving == 0 and self._expected == 0) or
+                                    len(self._queue) >= self.max_batch_size):
+                self._dispatch_now()
+        return item.future
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        self._loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hangar-model")
+        return self._loop
+
+    # -- the model side -------------------------------------------------------------------------
+
+    def _dispatch_now(self) -> None:
+        if self._dispatch_handle is not None:
+            self._dispatch_handle.cancel()
+            self._dispatch_handle = None
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        self._dispatch_handle = None
+        self._waiting = False
+        loop = self._loop
+        while self._running < self.concurrency and self._queue:
+            if (self._arriving or self._expected) and self.max_wait_s > 0 and len(self._queue) < self.max_batch_size:
+                # At most max_wait from when the model became free or the first request came, if later.
+                now = loop.time()
+                until = max(self._queue[0].deadline - self.timeout_s, self._free_since) + self.max_wait_s
+                if now < until and (self._arriving or now < self._free_since + self.max_wait_s):
+                    self._dispatch_handle = loop.call_at(until, self._dispatch)
+                    self._waiting = True
+                    return
+            self._expected = 0
+            batch = self._take()
+            if not batch:
+                return
+            self._running += 1
+            future = loop.run_in_executor(self._executor, self._score, [item.inv for item in batch])
+            future.add_done_callback(lambda f, batch=batch: self._finished(batch, f))
+
+    def _take(self) -> list[_Item]:
+        queue = self._queue
+        while queue and queue[0].future.done():  # timed out or cancelled while queued
+            self._drop(queue.popleft())
+        if not queue:
+            return []
+        first = queue.popleft()
+        first.queued = False
+        batch, rows, limit = [first], first.inv.rows, self.max_batch_size
+        key = first.inv.key
+        if key is None or limit == 1:
+            return batch
+        skipped = []
+        while queue and rows < limit and len(skipped) < limit:
+            item = queue.popleft()
+            if item.future.done():
+                self._drop(item)
+            elif item.inv.key == key and rows + item.inv.rows <= limit:
+                item.queued = False
+                batch.append(item)
+                rows += item.inv.rows
+            else:
+                skipped.append(item)
+        queue.extendleft(reversed(skipped))
+        return batch
+
+    def _drop(self, item: _Item) -> None:
+        item.queued = False
+        item.inv = None
+        self._held -= 1
+
+    def _finished(self, batch: list[_Item], future: asyncio.Future) -> None:
+        self._running -= 1
+        if self.max_batch_size > 1:
+            self._expected = len(batch)
+            self._free_since = self._loop.time()
+        if self._queue:  # the next batch formed while this one ran: start it before answering
+            self._dispatch_now()
+        try:
+            answers = future.result()
+        except BaseException as exc:  # the scorer itself broke: fail the whole batch
+            log.error("Scoring a batch failed", exc_info=exc)
+            answers = [ModelExecutionError(f"{type(exc).__name__}: {exc}") for _ in batch]
+        if self._on_batch is not None:
+            self._on_batch(len(batch), sum(item.inv.rows for item in batch))
+        for item, answer in zip(batch, answers):
+            self._held -= 1
+            item.inv = None
+            if item.future.done():
+                continue
+            if isinstance(answer, BaseException):
+                item.future.set_exception(answer)
+            else:
+                item.future.set_result(answer)
+        deadlines = self._deadlines
+        while deadlines and deadlines[0].inv is None:
+            deadlines.popleft()
+
+    def _sweep(self) -> None:
+        self._sweep_handle = None
+        now = self._loop.time()
+        deadlines = self._deadlines
+        while deadlines and (deadlines[0].inv is None or deadlines[0].deadline <= now):
+            item = deadlines.popleft()
+            if item.inv is None or item.future.done():
+                continue
+            item.future.set_exception(RequestTimeoutError(
+                f"The request was not answered within the server's timeout of {self.timeout_s:g} s"
+            ))
+            if item.queued:
+                self._queue.remove(item)
+                self._drop(item)
+        if deadlines:
+            self._sweep_handle = self._loop.call_at(deadlines[0].deadline, self._sweep)
