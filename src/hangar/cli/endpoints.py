@@ -97,3 +97,24 @@ def delete(name, as_json):
     if as_json:
         return emit_json({"deleted": name})
     click.echo(f"deleted endpoint {name}")
+
+
+@endpoints.command()
+@click.argument("name")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes; each loads every served entity once and follows the aliases itself.")
+@click.option("--access-log", is_flag=True, help="Log one line per request (costs throughput).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve(name, host, port, workers, access_log, log_level):
+    """Serve endpoint NAME: its served entities by weight, following their aliases.
+
+    Answers with X-Hangar-Served-By (the version) and X-Request-Id; a request that sends
+    X-Request-Id always reaches the same entity. SIGTERM drains in-flight requests and the
+    inference table, then exits.
+    """
+    from hangar.serving.endpoint_runtime import serve_endpoint
+
+    serve_endpoint(name, host=host, port=port, workers=workers, log_level=log_level, access_log=access_log)

@@ -148,6 +148,11 @@ class Batcher:
                 self._dispatch_now()
         return item.future
 
+    def close(self) -> None:
+        """Let the model thread(s) finish what they run, then end (a replaced model's queue)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+
     def _bind(self) -> asyncio.AbstractEventLoop:
         self._loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hangar-model")

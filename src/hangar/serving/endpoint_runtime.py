@@ -1,0 +1,210 @@
+"""Running an endpoint: load what it serves, follow its aliases, and serve it with uvicorn.
+
+``hangar endpoints serve NAME`` reads the endpoint from the metadata store, installs its secrets
+in this process's environment (from the variables or files the config names), pins each served
+entity to a version, loads it, and serves the ``EndpointApp``. A watcher thread follows the
+aliases (polling, plus PostgreSQL LISTEN/NOTIFY) and swaps a moved entity in once its new
+version has loaded. Each served version gets a lineage edge version → endpoint.
+
+With ``--workers N`` every worker process does all of this itself (uvicorn's factory), so each
+follows the aliases on its own; rate limits are per worker unless the config names Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from hangar.serving.endpoint_app import EndpointApp, EntitySlot, Served
+
+log = logging.getLogger("hangar.serving")
+ENDPOINT_ENV = "HANGAR_SERVE_ENDPOINT"   # read by create_endpoint_app() in each worker
+_SINGLE_URI_ENV = "HANGAR_SERVE_FOLLOW_URI"
+_LOG_LEVEL_ENV = "HANGAR_SERVE_LOG_LEVEL"
+
+
+def log_to_stderr(level: str = "info") -> None:
+    """Hangar's own serving messages (alias switches, load failures) beside uvicorn's."""
+    logger = logging.getLogger("hangar")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level.upper())
+
+
+def _settings_for(entity, limits):
+    from hangar.serving.settings import ServingSettings
+
+    return ServingSettings(batching=entity.batching, max_batch_size=entity.max_batch_size, max_wait_ms=entity.max_wait_ms,
+                           max_queue=limits.max_queue, request_timeout=limits.request_timeout_s,
+                           max_body_bytes=limits.max_payload_bytes)
+
+
+def _pin(model_uri: str, registry) -> tuple[str, str, tuple[str, str] | None, int | None]:
+    """``(exact URI, version label, (model, alias) when followed, version number)``."""
+    from hangar.uri import is_remote_uri, parse_model_uri
+
+    if not is_remote_uri(model_uri):
+        return model_uri, os.path.abspath(model_uri), None, None
+    parsed = parse_model_uri(model_uri)
+    if parsed.scheme == "models" and parsed.name and parsed.alias:
+        mv = registry.get_version_by_alias(parsed.name, parsed.alias)
+        return (f"models:/{mv.full_name}/{mv.version}", f"{mv.full_name}/{mv.version}", (mv.full_name, parsed.alias),
+                mv.version)
+    if parsed.scheme == "models" and parsed.name and parsed.version:
+        mv = registry.get_model_version(parsed.name, parsed.version)
+        return model_uri, f"{mv.full_name}/{mv.version}", None, mv.version
+    return model_uri, model_uri, None, None
+
+
+class EndpointRuntime:
+    """Everything one worker process holds for an endpoint."""
+
+    def __init__(self, name: str, config, *, tracking_uri: str | None = None, record_lineage: bool = True):
+        self.name = name
+        self.config = config
+        self.tracking_uri = tracking_uri
+        self.record_lineage = record_lineage
+        self.watcher = None
+        self.app: EndpointApp | None = None
+
+    def _registry(self):
+        from hangar.catalog.fluent import registry
+
+        return registry()
+
+    def load_entity(self, entity, model_uri: str, label: str) -> Served:
+        import hangar.pyfunc
+        from hangar.serving.app import build_app
+
+        model = hangar.pyfunc.load_model(model_uri)
+        app = build_app(model, model_uri=model_uri, settings=_settings_for(entity, self.config.limits))
+        self._lineage(label)
+        return Served(app=app, version=label, model_uri=model_uri)
+
+    def _lineage(self, label: str) -> None:
+        if not self.record_lineage or "/" not in label or os.path.isabs(label):
+            return
+        try:
+            from hangar.catalog import lineage
+            from hangar.store.transactions import write_transaction
+
+            with write_transaction(self._registry().engine) as conn:
+                lineage.add_edge(conn, "model_version", label, "endpoint", self.name)
+        except Exception:  # noqa: BLE001 - lineage is bookkeeping; serving goes on
+            log.warning("Could not record lineage %s → endpoint %s", label, self.name, exc_info=True)
+
+    def build(self) -> EndpointApp:
+        from hangar.__about__ import __version__
+        from hangar.monitoring.inference_table import open_inference_table
+        from hangar.serving.alias_watch import AliasWatcher, FollowedAlias, listen_url_for
+        from hangar.serving.rate_limit import make_rate_limiter
+        from hangar.serving.secrets import install_secrets
+        from hangar.serving.traffic import TrafficSplit
+
+        cfg = self.config
+        if cfg.secrets:
+            names = install_secrets(cfg.secrets)
+            log.info("Endpoint %s: secrets installed: %s", self.name, ", ".join(names))
+        registry = self._registry()
+        slots, followed = [], []
+        for entity in cfg.served_entities:
+            uri, label, follows, version = _pin(entity.model, registry)
+            slots.append(EntitySlot(entity, self.load_entity(entity, uri, label)))
+            if follows is not None:
+                followed.append(FollowedAlias(entity.name, follows[0], follows[1], version))
+        limiter = make_rate_limiter(cfg.limits.rate_per_minute, cfg.rate_limit_redis, prefix=f"hangar:rl:{self.name}")
+        table = open_inference_table(cfg.inference_table) if cfg.inference_table else None
+        by_name = {s.entity.name: s for s in slots}
+
+        def on_move(key: str, version: int) -> None:
+            slot = by_name[key]
+            target = next(f for f in followed if f.key == key)
+            uri = f"models:/{target.model}/{version}"
+            served = self.load_entity(slot.entity, uri, f"{target.model}/{version}")
+            slot.swap(served, grace_s=cfg.limits.request_timeout_s + 5)
+            if self.app is not None:
+                self.app.metrics.swaps.labels(key).inc()
+
+        if followed:
+            store_uri = str(registry.engine.url.render_as_string(hide_password=False))
+            self.watcher = AliasWatcher(followed, lambda m, a: registry.get_version_by_alias(m, a).version, on_move,
+                                        poll_s=cfg.alias_poll_seconds, listen_url=listen_url_for(store_uri))
+            self.watcher.start()
+        self.app = EndpointApp(self.name, slots, split=TrafficSplit([e.weight for e in cfg.served_entities]),
+                               limiter=limiter, table=table, on_shutdown=self.stop, hangar_version=__version__)
+        return self.app
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+
+
+def single_model_config(model_uri: str, settings):
+    """``hangar serve models:/m@alias``: a one-entity endpoint that follows the alias."""
+    from hangar.serving.endpoint_config import EndpointConfig, Limits, ServedEntity
+
+    entity = ServedEntity(name="model", model=model_uri, batching=settings.batching,
+                          max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms)
+    limits = Limits(max_payload_bytes=settings.max_body_bytes, request_timeout_s=settings.request_timeout,
+                    max_queue=settings.max_queue)
+    return EndpointConfig(served_entities=(entity,), limits=limits)
+
+
+def create_endpoint_app() -> EndpointApp:
+    """Factory for ``--workers N``: each worker reads the endpoint (or the followed URI) itself."""
+    from hangar.serving.settings import ServingSettings
+
+    log_to_stderr(os.environ.get(_LOG_LEVEL_ENV, "info"))
+    name = os.environ.get(ENDPOINT_ENV)
+    if name:
+        from hangar.serving.endpoint_store import endpoint_store
+
+        return EndpointRuntime(name, endpoint_store().get(name).config).build()
+    uri = os.environ[_SINGLE_URI_ENV]
+    return EndpointRuntime("serve", single_model_config(uri, ServingSettings.from_env()), record_lineage=False).build()
+
+
+def serve_endpoint(name: str | None, *, model_uri: str | None = None, settings=None, host: str = "127.0.0.1",
+                   port: int = 8080, workers: int = 1, log_level: str = "info", graceful_timeout: int = 30,
+                   access_log: bool = False) -> None:
+    """Serve endpoint ``name`` (or one alias-following ``model_uri``) until SIGTERM / SIGINT.
+
+    On SIGTERM uvicorn stops accepting, finishes in-flight requests, then runs the lifespan
+    shutdown, which stops the alias watcher and drains the inference table to its store."""
+    from hangar.errors import require
+    from hangar.serving.server import _exit_quietly_on_signals, bind_socket
+
+    uvicorn = require("uvicorn", "serving")
+    common = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=graceful_timeout,
+                  lifespan="on", server_header=False, access_log=access_log)
+    sock = bind_socket(host, port)
+    _exit_quietly_on_signals()
+    log_to_stderr(log_level)
+    os.environ[_LOG_LEVEL_ENV] = log_level
+    try:
+        if workers <= 1:
+            if name is not None:
+                from hangar.serving.endpoint_store import endpoint_store
+
+                runtime = EndpointRuntime(name, endpoint_store().get(name).config)
+            else:
+                runtime = EndpointRuntime("serve", single_model_config(model_uri, settings), record_lineage=False)
+            app = runtime.build()
+            uvicorn.Server(uvicorn.Config(app, **common)).run(sockets=[sock])
+            return
+        from uvicorn.supervisors import Multiprocess
+
+        if name is not None:
+            os.environ[ENDPOINT_ENV] = name
+        else:
+            os.environ[_SINGLE_URI_ENV] = model_uri
+            os.environ.update(settings.to_env())
+        config = uvicorn.Config("hangar.serving.endpoint_runtime:create_endpoint_app", factory=True, workers=workers,
+                                **common)
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
+
