@@ -265,7 +265,7 @@ def test_rate_limit_inference_table_and_sigterm_drain(env, tmp_path):
     assert all(r["model_version"] == "main.default.tbl/1" and r["latency_ms"] > 0 for r in ok)
     sample = by_id[next(k for k, v in answers.items() if v.status_code == 200)]
     assert json.loads(sample["response"]) == answers[sample["request_id"]].json()
-    assert json.loads(sample["request"])["inputs"]["text"][0].startswith("x")
+    assert json.loads(sample["request"])["inputs"]["text"][0] == "x" * int(sample["request_id"][1:])
     assert sum(r["error_code"] == "RATE_LIMITED" for r in rows) == 10
 
 
@@ -376,3 +376,34 @@ def test_hangar_serve_follows_an_alias_like_an_endpoint(env, tmp_path):
     finally:
         _stop(served)
     assert "now serving version 2" in log.read_text()
+
+
+def test_hangar_serve_with_an_inference_table(env, tmp_path, pg_uri):
+    _register(env, tmp_path, "main.default.rec", LEN_MODEL, versions=(1,))
+    port = _free_port()
+    log = tmp_path / "rec.log"
+    proc = subprocess.Popen([sys.executable, "-m", "hangar.cli.main", "serve", "models:/main.default.rec/1",
+                             "--port", str(port), "--inference-table", f"{pg_uri}#served"], env=env,
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    served = Served(proc, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{served.base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        for i in range(5):
+            assert served.post({"inputs": {"text": ["a" * i]}}).status_code == 200
+        assert served.post({"inputs": {"wrong": [1]}}).status_code == 400
+    finally:
+        _stop(served)
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(pg_uri)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT status_code, error_code, model_version FROM served ORDER BY timestamp_ms")).all()
+    engine.dispose()
+    assert [r.status_code for r in rows] == [200] * 5 + [400]
+    assert rows[-1].error_code == "SCHEMA_MISMATCH" and rows[0].model_version == "main.default.rec/1"

@@ -296,3 +296,42 @@ def test_create_env_with_uv_and_predict_inside(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "hangar.cli.main", "env", "list", "--plain"],
                             env=environ, capture_output=True, text=True)
     assert env.key in listed.stdout and "ready" in listed.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.skipif(find_uv() is None, reason="uv is not installed")
+def test_serve_inside_the_package_environment(tmp_path):
+    """`hangar serve --env-manager uv`: the server runs on the package's own interpreter, with
+    Hangar's serving extra installed there."""
+    import socket
+
+    import httpx
+    import psutil
+
+    home = tmp_path / "home"
+    environ = {**os.environ, "HANGAR_HOME": str(home)}
+    pkg = _save(tmp_path, "plus_one")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "hangar.cli.main", "serve", str(pkg), "--port", str(port),
+                             "--env-manager", "uv"], env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        assert proc.poll() is None, proc.stdout.read()
+        r = httpx.post(f"http://127.0.0.1:{port}/invocations", json={"inputs": {"x": [1.0, 5.5]}}, timeout=10)
+        assert r.status_code == 200 and r.json()["predictions"] == [2.0, 6.5]
+        server = psutil.Process(proc.pid).children(recursive=True)
+        interpreters = {p.cmdline()[0] for p in server}
+        assert any(i.startswith(str(home / "envs")) for i in interpreters), interpreters
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

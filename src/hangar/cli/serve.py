@@ -24,21 +24,37 @@ _D = ServingSettings()
               help="Requests queued or running per worker; more are refused with 503 and Retry-After.")
 @click.option("--request-timeout", default=_D.request_timeout, show_default=True, type=click.FloatRange(0, min_open=True),
               help="Seconds a request may wait and run; after that it is answered 504.")
+@click.option("--inference-table", metavar="DEST",
+              help="Record every request and response: a folder (Parquet files) or a SQLAlchemy URL#table.")
+@click.option("--env-manager", type=click.Choice(["local", "uv"]), default="local", show_default=True,
+              help="local: this Python; uv: the package's own cached virtualenv (built on first use).")
 @click.option("--access-log", is_flag=True, help="Log one line per request (costs throughput).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(model_uri, host, port, workers, max_batch_size, max_wait_ms, no_batching, max_queue, request_timeout,
-          access_log, log_level):
+          inference_table, env_manager, access_log, log_level):
     """Serve MODEL_URI (a path, models:/name/N, models:/name@alias, runs:/...).
 
     Routes: POST /invocations; POST /v1/chat/completions, /v1/completions, /v1/embeddings and
     GET /v1/models for chat, completion and embedding models; GET /health, /ready, /metrics,
     /version, /openapi.json. Concurrent /invocations requests to a row-wise model share predict
-    calls (adaptive batching) unless --no-batching. Stops gracefully on SIGTERM.
+    calls (adaptive batching) unless --no-batching. models:/name@alias follows the alias: a
+    moved alias is loaded in the background and takes over with no request dropped. Stops
+    gracefully on SIGTERM (in-flight requests and the inference table are drained).
     """
+    if env_manager == "uv":
+        from hangar.models.env_manager import EnvManager
+
+        argv = ["serve", model_uri, "--host", host, "--port", str(port), "--workers", str(workers),
+                "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms), "--max-queue", str(max_queue),
+                "--request-timeout", str(request_timeout), "--log-level", log_level]
+        argv += (["--no-batching"] if no_batching else []) + (["--access-log"] if access_log else [])
+        argv += ["--inference-table", inference_table] if inference_table else []
+        manager = EnvManager(stream_output=True, hangar_extras=("serving",))
+        raise SystemExit(manager.run(model_uri, argv).returncode)
     from hangar.serving.server import serve as run
 
     settings = ServingSettings(batching=not no_batching, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                                max_queue=max_queue, request_timeout=request_timeout)
     run(model_uri, host=host, port=port, workers=workers, log_level=log_level, settings=settings,
-        access_log=access_log)
+        access_log=access_log, inference_table=inference_table)

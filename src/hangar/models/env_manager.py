@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -314,6 +315,17 @@ def hangar_source_requirement() -> str | None:
     return f"hangar @ {path.as_uri()}"
 
 
+def _with_extras(line: str, extras: Sequence[str]) -> str:
+    """``hangar==1.0`` → ``hangar[serving]==1.0``; ``-e /src`` → ``-e /src[serving]``."""
+    if line.startswith("-e "):
+        return line + "[" + ",".join(sorted(extras)) + "]"
+    match = re.match(r"^(hangar)(\[([^\]]*)\])?", line.strip())
+    if not match:
+        return line
+    have = {e.strip() for e in (match.group(3) or "").split(",") if e.strip()}
+    return f"hangar[{','.join(sorted(have | set(extras)))}]" + line.strip()[match.end():]
+
+
 def _requirement_name(line: str) -> str | None:
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
@@ -358,7 +370,7 @@ class EnvSpec:
 
     @classmethod
     def for_package(cls, package_dir: str | os.PathLike, index: IndexSettings | None = None,
-                    hangar_requirement: str | None = "auto") -> EnvSpec:
+                    hangar_requirement: str | None = "auto", hangar_extras: Sequence[str] = ()) -> EnvSpec:
         """Read ``python_env.yaml`` (or ``requirements.txt``) of a package directory.
 
         ``hangar_requirement``: "auto" installs the running Hangar from its source when it was
@@ -395,6 +407,9 @@ class EnvSpec:
             from hangar.models.environment import hangar_requirement as pinned
 
             lines.append(pinned())
+        if hangar_extras:
+            lines = [_with_extras(ln, hangar_extras) if ln == hangar_requirement or _requirement_name(ln) == "hangar"
+                     else ln for ln in lines]
         return cls(python=python, requirements=tuple(sorted(dict.fromkeys(lines))),
                    index=index if index is not None else IndexSettings())
 
@@ -509,7 +524,7 @@ class EnvManager:
 
     def __init__(self, settings: Settings | None = None, *, index: IndexSettings | None = None,
                  installer: str = "auto", uv_bin: str | None = None, resolver=None,
-                 stream_output: bool = False):
+                 stream_output: bool = False, hangar_extras: Sequence[str] = ()):
         if installer not in ("auto", "uv", "pip"):
             raise InvalidArgumentError(f"installer must be 'auto', 'uv' or 'pip', got {installer!r}")
         self.settings = settings or Settings.from_env()
@@ -518,12 +533,14 @@ class EnvManager:
         self.uv_bin = uv_bin
         self.resolver = resolver
         self.stream_output = stream_output
+        self.hangar_extras = tuple(hangar_extras)  # e.g. ("serving",) for an environment that serves
 
     # -- looking up ----------------------------------------------------------------------
     def spec(self, model_uri: str | os.PathLike) -> EnvSpec:
         from hangar.models.resolver import resolve_model_uri
 
-        return EnvSpec.for_package(resolve_model_uri(model_uri, self.resolver), self.index)
+        return EnvSpec.for_package(resolve_model_uri(model_uri, self.resolver), self.index,
+                                   hangar_extras=self.hangar_extras)
 
     def env_for(self, spec_or_uri: EnvSpec | str | os.PathLike) -> PythonEnv:
         spec = spec_or_uri if isinstance(spec_or_uri, EnvSpec) else self.spec(spec_or_uri)

@@ -21,6 +21,7 @@ log = logging.getLogger("hangar.serving")
 ENDPOINT_ENV = "HANGAR_SERVE_ENDPOINT"   # read by create_endpoint_app() in each worker
 _SINGLE_URI_ENV = "HANGAR_SERVE_FOLLOW_URI"
 _LOG_LEVEL_ENV = "HANGAR_SERVE_LOG_LEVEL"
+_TABLE_ENV = "HANGAR_SERVE_INFERENCE_TABLE"
 
 
 def log_to_stderr(level: str = "info") -> None:
@@ -142,15 +143,20 @@ class EndpointRuntime:
             self.watcher = None
 
 
-def single_model_config(model_uri: str, settings):
-    """``hangar serve models:/m@alias``: a one-entity endpoint that follows the alias."""
-    from hangar.serving.endpoint_config import EndpointConfig, Limits, ServedEntity
+def single_model_config(model_uri: str, settings, inference_table: str | None = None):
+    """``hangar serve models:/m@alias`` (or with ``--inference-table``): a one-entity endpoint."""
+    from hangar.batch.sources import is_sql_url
+    from hangar.serving.endpoint_config import EndpointConfig, InferenceTableConfig, Limits, ServedEntity
 
     entity = ServedEntity(name="model", model=model_uri, batching=settings.batching,
                           max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms)
     limits = Limits(max_payload_bytes=settings.max_body_bytes, request_timeout_s=settings.request_timeout,
                     max_queue=settings.max_queue)
-    return EndpointConfig(served_entities=(entity,), limits=limits)
+    table = None
+    if inference_table:
+        table = InferenceTableConfig(sql=inference_table) if is_sql_url(inference_table) \
+            else InferenceTableConfig(parquet=inference_table)
+    return EndpointConfig(served_entities=(entity,), limits=limits, inference_table=table)
 
 
 def create_endpoint_app() -> EndpointApp:
@@ -164,12 +170,13 @@ def create_endpoint_app() -> EndpointApp:
 
         return EndpointRuntime(name, endpoint_store().get(name).config).build()
     uri = os.environ[_SINGLE_URI_ENV]
-    return EndpointRuntime("serve", single_model_config(uri, ServingSettings.from_env()), record_lineage=False).build()
+    config = single_model_config(uri, ServingSettings.from_env(), os.environ.get(_TABLE_ENV) or None)
+    return EndpointRuntime("serve", config, record_lineage=False).build()
 
 
 def serve_endpoint(name: str | None, *, model_uri: str | None = None, settings=None, host: str = "127.0.0.1",
                    port: int = 8080, workers: int = 1, log_level: str = "info", graceful_timeout: int = 30,
-                   access_log: bool = False) -> None:
+                   access_log: bool = False, inference_table: str | None = None) -> None:
     """Serve endpoint ``name`` (or one alias-following ``model_uri``) until SIGTERM / SIGINT.
 
     On SIGTERM uvicorn stops accepting, finishes in-flight requests, then runs the lifespan
@@ -191,7 +198,8 @@ def serve_endpoint(name: str | None, *, model_uri: str | None = None, settings=N
 
                 runtime = EndpointRuntime(name, endpoint_store().get(name).config)
             else:
-                runtime = EndpointRuntime("serve", single_model_config(model_uri, settings), record_lineage=False)
+                runtime = EndpointRuntime("serve", single_model_config(model_uri, settings, inference_table),
+                                          record_lineage=False)
             app = runtime.build()
             uvicorn.Server(uvicorn.Config(app, **common)).run(sockets=[sock])
             return
@@ -201,6 +209,7 @@ def serve_endpoint(name: str | None, *, model_uri: str | None = None, settings=N
             os.environ[ENDPOINT_ENV] = name
         else:
             os.environ[_SINGLE_URI_ENV] = model_uri
+            os.environ[_TABLE_ENV] = inference_table or ""
             os.environ.update(settings.to_env())
         config = uvicorn.Config("hangar.serving.endpoint_runtime:create_endpoint_app", factory=True, workers=workers,
                                 **common)
