@@ -24,7 +24,11 @@ def server(host, port, workers, store_uri, artifact_root, no_auth, insecure, log
     address other than loopback unless --insecure is also given.
     """
     from hangar.config import Settings
+    from hangar.errors import require
     from hangar.server.config import ServerConfig, check_auth_choice
+
+    require("starlette", "serving")
+    require("uvicorn", "serving")
     from hangar.server.run import run
 
     check_auth_choice(host, no_auth, insecure)
