@@ -58,6 +58,23 @@ class PayloadTooLargeError(HangarError):
     http_status = 413
 
 
+class UnauthenticatedError(HangarError):
+    """No credentials, or credentials that are malformed, unknown, expired or revoked.
+
+    The message a server sends is always the same generic one: it must not tell a caller
+    which of these it was."""
+
+    error_code = "UNAUTHENTICATED"
+    http_status = 401
+
+
+class PermissionDeniedError(HangarError):
+    """The authenticated principal lacks the privilege a request needs."""
+
+    error_code = "PERMISSION_DENIED"
+    http_status = 403
+
+
 class NotFoundError(HangarError):
     error_code = "RESOURCE_DOES_NOT_EXIST"
     http_status = 404

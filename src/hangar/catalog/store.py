@@ -24,6 +24,16 @@ class SqlRegistry(NamespaceMixin, VersionsMixin):
         self.cache_dir = cache_dir
         self._ensure_main_default()
 
+    request_id: str | None = None  # recorded with every audit record (a server sets it per request)
+
+    def with_actor(self, actor: str, request_id: str | None = None) -> SqlRegistry:
+        """The same registry acting (and audited) as ``actor``: a server makes one per request."""
+        import copy
+
+        other = copy.copy(self)
+        other.actor, other.request_id = actor, request_id
+        return other
+
     def _tx(self):
         """A write transaction that takes the audit append lock first: every registry write
         appends, and one lock order keeps concurrent writers from deadlocking on PostgreSQL."""
@@ -35,5 +45,5 @@ class SqlRegistry(NamespaceMixin, VersionsMixin):
     def _audit(self, conn, action: str, securable_type: str, securable: str, outcome: str = "SUCCESS",
                **details) -> None:
         audit.append(conn, actor=self.actor, action=action, securable_type=securable_type, securable=securable,
-                     outcome=outcome, details=details or None)
+                     outcome=outcome, details=details or None, request_id=self.request_id)
 

@@ -27,6 +27,10 @@ _COMMANDS = {
     "serve": "hangar.cli.serve:serve",
     "batch": "hangar.cli.batch:batch",
     "endpoints": "hangar.cli.endpoints:endpoints",
+    "server": "hangar.cli.server:server",
+    "auth": "hangar.cli.auth:auth",
+    "principals": "hangar.cli.principals:principals",
+    "grants": "hangar.cli.grants:grants",
 }
 
 

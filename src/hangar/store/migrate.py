@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hangar.errors import UnsupportedFormatError
 
-REVISIONS = ("0001", "0002", "0003", "0004")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 HEAD = REVISIONS[-1]
 _PG_LOCK_KEY = 0x48414E47  # "HANG"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -283,4 +284,55 @@ endpoints = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_by", String(256), nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+# -- identity and permissions (migration 0005) -------------------------------------------
+principals = Table(
+    "principals", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("disabled", Boolean, nullable=False),
+)
+
+group_members = Table(
+    "group_members", metadata,
+    Column("group_id", Integer, ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True),
+    Column("member_id", Integer, ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_group_members_member", "member_id"),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("principal_id", Integer, ForeignKey("principals.id", ondelete="CASCADE"), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("name", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("last_used_at", BigInteger, nullable=True),
+    Index("ix_tokens_principal", "principal_id"),
+)
+
+grants = Table(
+    "grants", metadata,
+    Column("securable_type", String(32), primary_key=True),
+    Column("securable", String(512), primary_key=True),
+    Column("principal_id", Integer, ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True),
+    Column("privilege", String(32), primary_key=True),
+    Column("granted_by", String(256), nullable=False),
+    Column("granted_at", BigInteger, nullable=False),
+    Index("ix_grants_principal", "principal_id"),
+)
+
+# Owners of securables without an owner column of their own (experiments; endpoints later).
+# Catalogs, schemas and registered models keep their owner in their own row.
+securable_owners = Table(
+    "securable_owners", metadata,
+    Column("securable_type", String(32), primary_key=True),
+    Column("securable", String(512), primary_key=True),
+    Column("owner", String(256), nullable=False),
 )

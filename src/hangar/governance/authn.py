@@ -1,0 +1,72 @@
+"""Authentication: who is calling. Pluggable, so OIDC can come later without touching handlers.
+
+An ``Authenticator`` turns a request's headers into an ``Identity`` or raises
+``UnauthenticatedError``. The server holds one and calls it in one place (the route guard);
+handlers only ever see the ``Identity``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from hangar.errors import UnauthenticatedError
+
+GENERIC_401 = "Authentication required: send 'Authorization: Bearer <token>' with a valid, unexpired token"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An authenticated caller. ``superuser`` is only ever true with authentication off."""
+
+    name: str
+    principal_id: int | None
+    kind: str = "user"
+    superuser: bool = False
+    token_id: str | None = None
+
+
+class Authenticator(Protocol):
+    def authenticate(self, headers: Mapping[str, str]) -> Identity:
+        """The caller, or ``UnauthenticatedError`` (missing, malformed, unknown, expired, revoked)."""
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    value = headers.get("authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthenticatedError(GENERIC_401)
+    return token.strip()
+
+
+class BearerTokenAuthenticator:
+    """Personal access tokens from ``hangar.governance.tokens``."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def authenticate(self, headers: Mapping[str, str]) -> Identity:
+        from hangar.governance import tokens
+
+        token = bearer_token(headers)
+        if token is None:
+            raise UnauthenticatedError(GENERIC_401)
+        with self.engine.connect() as conn:
+            owner = tokens.lookup(conn, token)
+        if owner is None:
+            raise UnauthenticatedError(GENERIC_401)
+        tokens.touch(self.engine, owner.token_id, owner.last_used_at)
+        return Identity(owner.name, owner.principal_id, owner.kind, token_id=owner.token_id)
+
+
+class NoAuthAuthenticator:
+    """Authentication off (``hangar server --no-auth``): every caller acts as ``name`` with every privilege."""
+
+    def __init__(self, name: str):
+        self.identity = Identity(name, None, "user", superuser=True)
+
+    def authenticate(self, headers: Mapping[str, str]) -> Identity:
+        return self.identity

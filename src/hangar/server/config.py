@@ -1,0 +1,65 @@
+"""The server's settings: read once (CLI flags, then the environment), frozen, passed explicitly."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from hangar.errors import InvalidArgumentError
+
+CONFIG_ENV = "HANGAR_SERVER_CONFIG"  # how the parent hands the config to spawned workers
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    store_uri: str
+    artifact_root: str
+    home: str
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 1
+    auth: bool = True
+    log_level: str = "info"
+    max_body_bytes: int = MAX_BODY_BYTES
+
+    @classmethod
+    def from_settings(cls, settings, **overrides) -> ServerConfig:
+        values = {"store_uri": settings.store_uri, "artifact_root": settings.artifacts_uri, "home": str(settings.home)}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> ServerConfig:
+        raw = os.environ.get(CONFIG_ENV)
+        if not raw:
+            raise InvalidArgumentError(f"Set {CONFIG_ENV} (hangar server does) to start a server worker")
+        return cls(**json.loads(raw))
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_auth_choice(host: str, no_auth: bool, insecure: bool) -> None:
+    """``--no-auth`` is refused on an address other machines can reach, unless ``--insecure``."""
+    if no_auth and not is_loopback(host) and not insecure:
+        raise InvalidArgumentError(
+            f"--no-auth on {host} would let anyone who can reach it act as an administrator; listen on 127.0.0.1, "
+            "or add --insecure if that is really what you want"
+        )

@@ -1,0 +1,62 @@
+"""How a route finds its securable in a request: from the path, the body or the store."""
+
+from __future__ import annotations
+
+from hangar.catalog import names
+from hangar.errors import InvalidArgumentError
+from hangar.governance import privileges as pv
+
+
+def metastore(ctx) -> str:
+    return pv.METASTORE_NAME
+
+
+def path(param: str):
+    def resolve(ctx) -> str:
+        return ctx.path_params[param]
+    resolve.__doc__ = f"the path parameter {{{param}}}"
+    return resolve
+
+
+def model_in_path(ctx) -> str:
+    return names.model_name(ctx.path_params["name"])[0]
+
+
+def _body_str(ctx, field: str) -> str:
+    value = ctx.body.get(field)
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(f"The request needs the field {field!r} (a string)")
+    return value
+
+
+def catalog_of_schema_in_body(ctx) -> str:
+    """The catalog of the schema ``c.s`` named by the body's ``name``."""
+    return names.schema_name(_body_str(ctx, "name"))[0]
+
+
+def schema_of_model_in_body(ctx) -> str:
+    """The schema ``c.s`` of the model named by the body's ``name``."""
+    _, cat, sch, _ = names.model_name(_body_str(ctx, "name"))
+    return f"{cat}.{sch}"
+
+
+def experiment_in_body(ctx) -> str:
+    value = ctx.body.get("experiment_id")
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).isdigit():
+        raise InvalidArgumentError("The request needs 'experiment_id' (an experiment's numeric id)")
+    return str(value)
+
+
+def experiment_of_run(ctx) -> str | None:
+    """The experiment of the run ``{run_id}``; None when there is no such run."""
+    from sqlalchemy import select
+
+    from hangar.store import schema as t
+
+    with ctx.engine.connect() as conn:
+        eid = conn.execute(select(t.runs.c.experiment_id).where(t.runs.c.run_id == ctx.path_params["run_id"])).scalar()
+    return None if eid is None else str(eid)
+
+
+def securable_type_in_path(ctx) -> str:
+    return pv.check_securable_type(ctx.path_params["securable_type"])

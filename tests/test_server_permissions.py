@@ -1,0 +1,199 @@
+"""The route table, walked: every guarded route denies a principal that lacks its privilege
+(403, nothing changed but the audit log), and allows one that holds exactly that privilege.
+
+Runs against a real server on loopback over SQLite and over PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from server_fixtures import start_hub
+from sqlalchemy import select
+
+from hangar.governance import grants as g
+from hangar.governance import privileges as pv
+from hangar.server.context import RequestContext
+from hangar.server.routes import ROUTES
+from hangar.server.spec import AUTHENTICATED, PUBLIC, Requires
+from hangar.store import schema as t
+
+M = "cat.sch.m"
+# Routes any authenticated caller may call: each filters its results, acts only on the caller's
+# own records, or makes the caller the owner of what it creates. Adding one is a conscious act.
+OPEN_TO_ANY_PRINCIPAL = {"WHOAMI", "LIST_MY_GRANTS", "CREATE_TOKEN", "LIST_TOKENS", "REVOKE_TOKEN", "LIST_PRINCIPALS",
+                         "LIST_AUDIT", "LIST_CATALOGS", "SEARCH_MODELS", "CREATE_EXPERIMENT", "SEARCH_EXPERIMENTS",
+                         "SEARCH_RUNS"}
+PUBLIC_ROUTES = {"HEALTH", "READY", "OPENAPI"}
+
+
+def examples(w):
+    """(path params, JSON body, query) for each guarded route, filled from the world ``w``."""
+    run, exp = w["run_id"], w["experiment_id"]
+    grant_path = {"securable_type": "registered_model", "securable": M}
+    return {
+        "CREATE_PRINCIPAL": ({}, {"name": "mallory", "kind": "user"}, {}),
+        "GET_PRINCIPAL": ({"principal": "team"}, None, {}),
+        "ADD_MEMBER": ({"principal": "team"}, {"member": "admin"}, {}),
+        "REMOVE_MEMBER": ({"principal": "team", "member": "member1"}, None, {}),
+        "CREATE_TOKEN_FOR": ({"principal": "admin"}, {"name": "stolen"}, {}),
+        "LIST_GRANTS": (grant_path, None, {}),
+        "GRANT": (grant_path, {"principal": "member1", "privilege": "MANAGE"}, {}),
+        "REVOKE": (grant_path, None, {"principal": "member1", "privilege": "EXECUTE"}),
+        "CREATE_CATALOG": ({}, {"name": "cat2"}, {}),
+        "GET_CATALOG": ({"catalog": "cat"}, None, {}),
+        "DELETE_CATALOG": ({"catalog": "empty"}, None, {}),
+        "LIST_SCHEMAS": ({"catalog": "cat"}, None, {}),
+        "CREATE_SCHEMA": ({}, {"name": "cat.sch2"}, {}),
+        "GET_SCHEMA": ({"schema": "cat.sch"}, None, {}),
+        "DELETE_SCHEMA": ({"schema": "cat.empty"}, None, {}),
+        "CREATE_MODEL": ({}, {"name": "cat.sch.m2"}, {}),
+        "GET_MODEL": ({"name": M}, None, {}),
+        "UPDATE_MODEL": ({"name": M}, {"comment": "changed"}, {}),
+        "DELETE_MODEL": ({"name": M}, None, {"force": "true"}),
+        "SET_MODEL_TAG": ({"name": M, "key": "k"}, {"value": "changed"}, {}),
+        "DELETE_MODEL_TAG": ({"name": M, "key": "k"}, None, {}),
+        "LIST_VERSIONS": ({"name": M}, None, {}),
+        "GET_VERSION": ({"name": M, "version": "1"}, None, {}),
+        "UPDATE_VERSION": ({"name": M, "version": "1"}, {"comment": "changed"}, {}),
+        "DELETE_VERSION": ({"name": M, "version": "1"}, None, {"force": "true"}),
+        "SET_VERSION_TAG": ({"name": M, "version": "1", "key": "k"}, {"value": "changed"}, {}),
+        "GET_ALIAS": ({"name": M, "alias": "champion"}, None, {}),
+        "SET_ALIAS": ({"name": M, "alias": "challenger"}, {"version": 1}, {}),
+        "DELETE_ALIAS": ({"name": M, "alias": "champion"}, None, {}),
+        "ALIAS_HISTORY": ({"name": M}, None, {}),
+        "GET_EXPERIMENT": ({"experiment_id": exp}, None, {}),
+        "CREATE_RUN": ({}, {"experiment_id": exp, "run_name": "sneaky"}, {}),
+        "GET_RUN": ({"run_id": run}, None, {}),
+        "UPDATE_RUN": ({"run_id": run}, {"status": "KILLED"}, {}),
+        "LOG_BATCH": ({"run_id": run}, {"metrics": [{"key": "acc", "value": 0.1}], "params": {"p": "2"}}, {}),
+        "METRIC_HISTORY": ({"run_id": run, "key": "acc"}, None, {}),
+    }
+
+
+@pytest.fixture
+def world(store_uri, tmp_path, package):
+    from hangar.catalog.client import Client
+
+    server, hub = start_hub(store_uri, tmp_path)
+    with server:
+        a = hub.admin()
+        for path, body in [("/catalogs", {"name": "cat"}), ("/catalogs", {"name": "empty"}),
+                           ("/schemas", {"name": "cat.sch"}), ("/schemas", {"name": "cat.empty"}),
+                           ("/models", {"name": M, "tags": {"k": "v"}}),
+                           ("/principals", {"name": "team", "kind": "group"}), ("/principals", {"name": "member1"}),
+                           ("/principals/team/members", {"member": "member1"})]:
+            assert a.post(path, json=body).status_code in (200, 201), (path, a.post(path, json=body).text)
+        c = Client(store_uri, str(tmp_path / "artifacts"), actor="admin")
+        c.register_model(package, M)
+        c.set_model_version_tag(M, 1, "k", "v")
+        c.store.close()
+        assert a.put(f"/models/{M}/aliases/champion", json={"version": 1}).status_code == 200
+        assert a.post(f"/grants/registered_model/{M}", json={"principal": "member1", "privilege": "EXECUTE"}).status_code == 201
+        exp = a.post("/experiments", json={"name": "exp"}).json()["experiment_id"]
+        run = a.post("/runs", json={"experiment_id": exp}).json()["info"]["run_id"]
+        assert a.post(f"/runs/{run}/log-batch", json={"metrics": [{"key": "acc", "value": 0.9}]}).status_code == 200
+        yield hub, server, {"experiment_id": exp, "run_id": run}
+
+
+def snapshot(engine) -> dict:
+    """Every row of every table but the audit log (denials are recorded there on purpose) and the
+    tokens' last-use time (authentication writes it)."""
+    out = {}
+    with engine.connect() as conn:
+        for table in t.metadata.sorted_tables:
+            if table.name == "audit_log":
+                continue
+            cols = [c for c in table.c if not (table.name == "tokens" and c.name == "last_used_at")]
+            out[table.name] = sorted(tuple(str(v) for v in row) for row in conn.execute(select(*cols)))
+    return out
+
+
+def _securable(server, route, params, body, query):
+    ctx = RequestContext(server.app.state.services, params, query, body or {}, "test")
+    kind = route.requires.securable_type(ctx) if callable(route.requires.securable_type) else route.requires.securable_type
+    name = route.requires.securable(ctx)
+    return kind, pv.normalise(kind, name)
+
+
+def _grant_all_but(engine, user: str, kind: str, name: str, required: str) -> None:
+    """Every privilege on the securable and its ancestors except those that would give ``required``."""
+    for level_type, level in pv.chain(kind, name):
+        for privilege in pv.GRANTABLE[level_type]:
+            if required not in pv.effective(privilege, kind):
+                g.grant(engine, level_type, level, user, privilege, actor="test")
+
+
+def _grant_exactly(engine, user: str, kind: str, name: str, required: str, skip: int | None = None) -> None:
+    """The route's privilege plus USE_CATALOG / USE_SCHEMA on the way to it (leaving out requirement ``skip``)."""
+    levels = pv.chain(kind, name)
+    for k, (index, privilege) in enumerate(pv.requirements(kind, name, required)):
+        if k != skip:
+            g.grant(engine, *levels[index], user, privilege, actor="test")
+
+
+def _call(hub, token, route, params, body, query):
+    path = route.path.format(**params)
+    with hub.client(token) as http:
+        return http.request(route.method, path.removeprefix("/api/v1"), json=body, params=query)
+
+
+def test_every_route_is_in_the_table_with_one_requirement():
+    names = [r.name for r in ROUTES]
+    assert len(names) == len(set(names))
+    assert len({(r.method, r.path) for r in ROUTES}) == len(ROUTES)
+    assert {r.name for r in ROUTES if r.requires is PUBLIC} == PUBLIC_ROUTES
+    assert {r.name for r in ROUTES if r.requires is AUTHENTICATED} == OPEN_TO_ANY_PRINCIPAL
+    for r in ROUTES:
+        if isinstance(r.requires, Requires):
+            kinds = pv.SECURABLE_TYPES if callable(r.requires.securable_type) else [r.requires.securable_type]
+            assert any(r.requires.privilege in pv.APPLICABLE[k] for k in kinds), r.name
+
+
+def test_every_guarded_route_denies_without_its_privilege_and_changes_nothing(world):
+    hub, server, w = world
+    ex = examples(w)
+    guarded = [r for r in ROUTES if isinstance(r.requires, Requires)]
+    assert {r.name for r in guarded} == set(ex), "every guarded route needs an example here"
+    nobody = hub.user("nobody")
+    failures = []
+    for i, route in enumerate(guarded):
+        params, body, query = ex[route.name]
+        kind, name = _securable(server, route, params, body, query)
+        almost = f"almost{i}"
+        almost_token = hub.user(almost)
+        _grant_all_but(hub.engine, almost, kind, name, route.requires.privilege)
+        callers = [("no grants", nobody), ("all but the one", almost_token)]
+        for k, (_, missing) in enumerate(pv.requirements(kind, name, route.requires.privilege)[1:], start=1):
+            user = f"nouse{i}_{k}"  # the privilege itself, but not the USE_CATALOG / USE_SCHEMA it also needs
+            callers.append((f"without {missing}", hub.user(user)))
+            _grant_exactly(hub.engine, user, kind, name, route.requires.privilege, skip=k)
+        for who, token in callers:
+            before = snapshot(hub.engine)
+            resp = _call(hub, token, route, params, body, query)
+            after = snapshot(hub.engine)
+            if resp.status_code != 403 or resp.json()["error_code"] != "PERMISSION_DENIED":
+                failures.append(f"{route.name} ({who}): {resp.status_code} {resp.text[:200]}")
+            elif before != after:
+                failures.append(f"{route.name} ({who}): the store changed: "
+                                f"{[k for k in before if before[k] != after[k]]}")
+            else:
+                with hub.admin() as a:
+                    rec = a.get("/audit", params={"limit": 1, "action": route.name}).json()["records"]
+                assert rec and rec[0]["outcome"] == "DENIED" and rec[0]["request_id"] == resp.headers["x-request-id"]
+    assert not failures, "\n".join(failures)
+
+
+def test_every_guarded_route_allows_exactly_its_privilege(world):
+    hub, server, w = world
+    ex = examples(w)
+    guarded = sorted((r for r in ROUTES if isinstance(r.requires, Requires)), key=lambda r: r.method == "DELETE")
+    failures = []
+    for i, route in enumerate(guarded):
+        params, body, query = ex[route.name]
+        kind, name = _securable(server, route, params, body, query)
+        user = f"exact{i}"
+        token = hub.user(user)
+        _grant_exactly(hub.engine, user, kind, name, route.requires.privilege)
+        resp = _call(hub, token, route, params, body, query)
+        if resp.status_code in (401, 403) or resp.status_code >= 500:
+            failures.append(f"{route.name}: {resp.status_code} {resp.text[:200]}")
+    assert not failures, "\n".join(failures)
