@@ -342,6 +342,8 @@ def build_servers(args, work: Path, cwd: Path, result: dict) -> dict[str, Server
 
             def hangar_argv(port, w, pkg=pkg, has_workers=has_workers, has_host=has_host, extra=extra):
                 argv = [str(hangar_bin), "serve", str(pkg), "--port", str(port)]
+                if not args.no_inference_table:  # as a user runs it: every request recorded
+                    argv += ["--inference-table", str(work / f"inference-table-{port}-w{w}")]
                 if has_host:
                     argv += ["--host", "127.0.0.1"]
                 if has_workers:
@@ -564,6 +566,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=15, help="seconds per wrk point (default 15)")
+    p.add_argument("--no-inference-table", action="store_true",
+                   help="serve Hangar without --inference-table (default: on, as the issue measures it)")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64], help="wrk connections (default 1 8 64)")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="server workers (default 1 2)")
     p.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS), help="which servers (default all)")

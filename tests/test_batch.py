@@ -231,13 +231,19 @@ def test_sigkill_mid_job_then_resume_gives_every_row_once(model, tmp_path, outpu
     proc = subprocess.Popen([sys.executable, "-m", "hangar.cli.main", "batch", *map(str, args)],
                             env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
-    progress = (tmp_path / output) if output.endswith(".jsonl") else (tmp_path / output)
+    out = tmp_path / output
+    checkpoint = out.with_name(out.name + ".hangar-batch.json")
+
+    def committed() -> int:
+        if output.endswith(".jsonl"):
+            try:
+                return json.loads(checkpoint.read_text()).get("next_chunk", 0)
+            except (OSError, ValueError):
+                return 0
+        return len(list(out.glob("part-*.parquet"))) if out.is_dir() else 0
+
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        written = (len(list(progress.glob("part-*.parquet"))) if progress.is_dir()
-                   else (progress.stat().st_size if progress.exists() else 0))
-        if (progress.is_dir() and written >= 5) or (not progress.is_dir() and written > 5000):
-            break
+    while time.monotonic() < deadline and committed() < 5:
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
