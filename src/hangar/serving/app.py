@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import threading
 import time
 from typing import Any
 
@@ -268,23 +269,48 @@ def build_app(model, *, model_uri: str, max_body_bytes: int | None = None,
 
     routes_list.append(("/invocations", _Invocations(), "POST"))
 
+    llm_slots = _Slots(settings.max_queue)
+
+    async def in_time(deadline: float, fn, *args):
+        """A model call in a worker thread, answered 504 once the request's time is up (the call
+        itself cannot be interrupted; its result is dropped)."""
+        try:
+            with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                return await anyio.to_thread.run_sync(_run_model, fn, *args, abandon_on_cancel=True)
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"The request was not answered within the server's timeout of {settings.request_timeout:g} s") from None
+
     async def openai_route(request: Request):
         task = oa.check_route(request.url.path, state.model.task)
-        body = await read_body(request, state.max_body_bytes)
-        scoring.media_type(request.headers.get("content-type") or "application/json")
-        req = oa.parse_request(scoring.parse_json(body), task, state.model.signature)
-        m = state.model
-        if req.stream and task != oa.EMBEDDINGS:
-            if m.streamable:
-                chunks = await anyio.to_thread.run_sync(_run_model, m.predict_stream, req.payload, req.params)
-                first = await anyio.to_thread.run_sync(_run_model, _first, chunks)
-            else:
-                result = await anyio.to_thread.run_sync(_run_model, m.predict, req.payload, req.params)
-                chunks, first = iter(()), oa.single_chunk(result)
-            events = _events(task, _iterate_in_thread(chunks, first), state.model_name, req.include_usage)
-            return _sse(_stream_error_events(events, metrics))
-        result = await anyio.to_thread.run_sync(_run_model, m.predict, req.payload, req.params)
-        return JSONResponse(oa.format_response(task, result, state.model_name, req.encoding_format))
+        llm_slots.take()  # 503 when max_queue requests are already running or waiting
+        deadline = anyio.current_time() + settings.request_timeout
+        streaming = False
+        try:
+            body = await read_body(request, state.max_body_bytes)
+            scoring.media_type(request.headers.get("content-type") or "application/json")
+            req = oa.parse_request(scoring.parse_json(body), task, state.model.signature)
+            m = state.model
+            if req.stream and task != oa.EMBEDDINGS:
+                if m.streamable:
+                    chunks = await in_time(deadline, m.predict_stream, req.payload, req.params)
+                    abandoned = threading.Event()
+                    try:
+                        first = await in_time(deadline, _first, chunks, abandoned)
+                    except RequestTimeoutError:
+                        abandoned.set()  # the worker thread closes the stream when its first chunk comes
+                        raise
+                else:
+                    result = await in_time(deadline, m.predict, req.payload, req.params)
+                    chunks, first = iter(()), oa.single_chunk(result)
+                events = _events(task, _iterate_in_thread(chunks, first), state.model_name, req.include_usage)
+                streaming = True  # the slot is released when the stream ends (or its client leaves)
+                return _sse(llm_slots.releasing(_stream_error_events(events, metrics)))
+            result = await in_time(deadline, m.predict, req.payload, req.params)
+            return JSONResponse(oa.format_response(task, result, state.model_name, req.encoding_format))
+        finally:
+            if not streaming:
+                llm_slots.release()
 
     for path in oa.ROUTE_TASKS:
         routes_list.append((path, openai_route, "POST"))
@@ -355,9 +381,41 @@ def build_app(model, *, model_uri: str, max_body_bytes: int | None = None,
     return app
 
 
-def _first(iterator) -> list:
-    """The first chunk (so a model that fails at once answers with a status, not a broken stream)."""
+class _Slots:
+    """A bound on chat / completion / embedding requests running or waiting for a model thread:
+    one more is refused with 503 at once instead of queueing without bound."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+
+    def take(self) -> None:
+        if self.used >= self.limit:
+            raise ServerOverloadedError(f"The server is at capacity ({self.limit} requests running or waiting); "
+                                        "retry later")
+        self.used += 1
+
+    def release(self) -> None:
+        self.used -= 1
+
+    async def releasing(self, events):
+        try:
+            async for event in events:
+                yield event
+        finally:
+            self.release()
+
+
+def _first(iterator, abandoned=None) -> list:
+    """The first chunk (so a model that fails at once answers with a status, not a broken stream).
+    If the request gave up meanwhile (``abandoned``), the stream is closed here, in the thread
+    that runs it, which stops the generation."""
     for item in iterator:
+        if abandoned is not None and abandoned.is_set():
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+            return []
         return [item]
     return []
 
