@@ -115,15 +115,15 @@ for scale in {list(versions)!r}:
     assert done.returncode == 0, done.stderr
 
 
-def _serve(env, tmp_path, name: str, config: dict, extra_env=None) -> Served:
+def _serve(env, tmp_path, name: str, config: dict, extra_env=None, auth: bool = False) -> Served:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     _hangar(env, "endpoints", "create", name, "--config", path)
     port = _free_port()
     log = tmp_path / f"{name}.log"
     proc = subprocess.Popen([sys.executable, "-m", "hangar.cli.main", "endpoints", "serve", name, "--port", str(port),
-                             "--log-level", "info"], env={**env, **(extra_env or {})}, stdout=open(log, "w"),
-                            stderr=subprocess.STDOUT)
+                             "--log-level", "info", *([] if auth else ["--no-auth"])],
+                            env={**env, **(extra_env or {})}, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -407,3 +407,58 @@ def test_hangar_serve_with_an_inference_table(env, tmp_path, pg_uri):
     engine.dispose()
     assert [r.status_code for r in rows] == [200] * 5 + [400]
     assert rows[-1].error_code == "SCHEMA_MISMATCH" and rows[0].model_version == "main.default.rec/1"
+
+
+def test_endpoint_auth_tokens_query_grants_and_audit(env, tmp_path):
+    from hangar.catalog import audit
+    from hangar.config import Settings
+    from hangar.governance import grants, principals, tokens
+    from hangar.tracking.client import Client
+
+    _register(env, tmp_path, "main.default.guarded", LEN_MODEL, versions=(1,))
+    store = Client(Settings(home=Path(env["HANGAR_HOME"])).store_uri).store
+    engine = store.engine
+    for name in ("alice", "bob"):
+        principals.create(engine, name, actor="admin")
+    alice = tokens.create(engine, "alice", actor="admin")
+    bob = tokens.create(engine, "bob", actor="admin")
+    grants.grant(engine, "endpoint", "guarded", "alice", "QUERY", actor="admin")
+    served = _serve(env, tmp_path, "guarded", {"served_entities": [{"model": "models:/main.default.guarded/1"}],
+                                               "limits": {"rate_per_minute": 1000}}, auth=True)
+    body = {"inputs": {"text": ["abc"]}}
+    try:
+        anonymous = served.post(body)
+        assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
+        assert served.post(body, headers={"authorization": "Bearer hgr_not-a-real-token"}).status_code == 401
+        denied = served.post(body, headers={"authorization": f"Bearer {bob.token}", "x-request-id": "req-bob"})
+        assert denied.status_code == 403 and denied.json()["error_code"] == "PERMISSION_DENIED"
+        ok = served.post(body, headers={"authorization": f"Bearer {alice.token}"})
+        assert ok.status_code == 200 and ok.json()["predictions"] == [3]
+        assert httpx.get(f"{served.base}/health").status_code == 200, "probes need no token"
+        assert httpx.get(f"{served.base}/metrics").status_code == 401
+        tokens.revoke(engine, alice.info.id, actor="admin")
+        deadline = time.monotonic() + 15  # decisions are cached for 5 s
+        while time.monotonic() < deadline:
+            if served.post(body, headers={"authorization": f"Bearer {alice.token}"}).status_code == 401:
+                break
+            time.sleep(0.25)
+        assert served.post(body, headers={"authorization": f"Bearer {alice.token}"}).status_code == 401
+    finally:
+        _stop(served)
+    with engine.connect() as conn:
+        denials = [r for r in audit.list_records(conn, securable="guarded") if r.outcome == "DENIED"]
+    assert denials and denials[0].actor == "bob" and denials[0].request_id == "req-bob"
+    assert alice.token not in served.log.read_text() and bob.token not in served.log.read_text()
+    store.close()
+
+
+def test_serving_beyond_loopback_needs_auth(env, tmp_path):
+    refused = subprocess.run([sys.executable, "-m", "hangar.cli.main", "serve", str(tmp_path), "--host", "0.0.0.0"],
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "--insecure" in refused.stderr and "Traceback" not in refused.stderr
+    refused = subprocess.run([sys.executable, "-m", "hangar.cli.main", "endpoints", "serve", "x", "--host", "0.0.0.0",
+                              "--no-auth"], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "--insecure" in refused.stderr
+    refused = subprocess.run([sys.executable, "-m", "hangar.cli.main", "serve", str(tmp_path), "--auth"],
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "--auth needs a registered model" in refused.stderr

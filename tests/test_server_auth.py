@@ -124,7 +124,7 @@ def test_no_auth_is_refused_on_a_public_address(tmp_path):
                           capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 1 and "Error [INVALID_PARAMETER_VALUE]" in proc.stderr and "--insecure" in proc.stderr
     assert "Traceback" not in proc.stderr
-    from hangar.server.config import check_auth_choice
+    from hangar.governance.authn import check_auth_choice
 
     check_auth_choice("0.0.0.0", True, True)
     check_auth_choice("127.0.0.1", True, False)

@@ -105,16 +105,22 @@ def delete(name, as_json):
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Worker processes; each loads every served entity once and follows the aliases itself.")
+@click.option("--no-auth", is_flag=True, help="Let callers in without a token (only on a loopback address).")
+@click.option("--insecure", is_flag=True, help="Allow --no-auth on an address other machines can reach.")
 @click.option("--access-log", is_flag=True, help="Log one line per request (costs throughput).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve(name, host, port, workers, access_log, log_level):
+def serve(name, host, port, workers, no_auth, insecure, access_log, log_level):
     """Serve endpoint NAME: its served entities by weight, following their aliases.
 
     Answers with X-Hangar-Served-By (the version) and X-Request-Id; a request that sends
-    X-Request-Id always reaches the same entity. SIGTERM drains in-flight requests and the
-    inference table, then exits.
+    X-Request-Id always reaches the same entity. Callers need a bearer token whose principal holds
+    QUERY on the endpoint (hangar grants add endpoint NAME QUERY PRINCIPAL) unless --no-auth.
+    SIGTERM drains in-flight requests and the inference table, then exits.
     """
+    from hangar.governance.authn import check_auth_choice
     from hangar.serving.endpoint_runtime import serve_endpoint
 
-    serve_endpoint(name, host=host, port=port, workers=workers, log_level=log_level, access_log=access_log)
+    check_auth_choice(host, no_auth, insecure, consequence="query this endpoint with no token")
+    serve_endpoint(name, host=host, port=port, workers=workers, log_level=log_level, access_log=access_log,
+                   auth=not no_auth)

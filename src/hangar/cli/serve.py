@@ -28,11 +28,14 @@ _D = ServingSettings()
               help="Record every request and response: a folder (Parquet files) or a SQLAlchemy URL#table.")
 @click.option("--env-manager", type=click.Choice(["local", "uv"]), default="local", show_default=True,
               help="local: this Python; uv: the package's own cached virtualenv (built on first use).")
+@click.option("--auth", is_flag=True, help="Require a bearer token whose principal holds EXECUTE on the registered "
+              "model (needed to listen beyond loopback, unless --insecure).")
+@click.option("--insecure", is_flag=True, help="Serve without --auth on an address other machines can reach.")
 @click.option("--access-log", is_flag=True, help="Log one line per request (costs throughput).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(model_uri, host, port, workers, max_batch_size, max_wait_ms, no_batching, max_queue, request_timeout,
-          inference_table, env_manager, access_log, log_level):
+          inference_table, env_manager, auth, insecure, access_log, log_level):
     """Serve MODEL_URI (a path, models:/name/N, models:/name@alias, runs:/...).
 
     Routes: POST /invocations; POST /v1/chat/completions, /v1/completions, /v1/embeddings and
@@ -42,6 +45,9 @@ def serve(model_uri, host, port, workers, max_batch_size, max_wait_ms, no_batchi
     moved alias is loaded in the background and takes over with no request dropped. Stops
     gracefully on SIGTERM (in-flight requests and the inference table are drained).
     """
+    from hangar.governance.authn import check_auth_choice
+
+    check_auth_choice(host, not auth, insecure, consequence="call this model with no token (or serve it with --auth)")
     if env_manager == "uv":
         from hangar.models.env_manager import EnvManager
 
@@ -50,6 +56,7 @@ def serve(model_uri, host, port, workers, max_batch_size, max_wait_ms, no_batchi
                 "--request-timeout", str(request_timeout), "--log-level", log_level]
         argv += (["--no-batching"] if no_batching else []) + (["--access-log"] if access_log else [])
         argv += ["--inference-table", inference_table] if inference_table else []
+        argv += (["--auth"] if auth else []) + (["--insecure"] if insecure else [])
         manager = EnvManager(stream_output=True, hangar_extras=("serving",))
         raise SystemExit(manager.run(model_uri, argv).returncode)
     from hangar.serving.server import serve as run
@@ -57,4 +64,4 @@ def serve(model_uri, host, port, workers, max_batch_size, max_wait_ms, no_batchi
     settings = ServingSettings(batching=not no_batching, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                                max_queue=max_queue, request_timeout=request_timeout)
     run(model_uri, host=host, port=port, workers=workers, log_level=log_level, settings=settings,
-        access_log=access_log, inference_table=inference_table)
+        access_log=access_log, inference_table=inference_table, auth=auth)

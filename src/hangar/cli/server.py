@@ -25,7 +25,8 @@ def server(host, port, workers, store_uri, artifact_root, no_auth, insecure, log
     """
     from hangar.config import Settings
     from hangar.errors import require
-    from hangar.server.config import ServerConfig, check_auth_choice
+    from hangar.governance.authn import check_auth_choice
+    from hangar.server.config import ServerConfig
 
     require("starlette", "serving")
     require("uvicorn", "serving")

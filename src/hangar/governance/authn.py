@@ -70,3 +70,27 @@ class NoAuthAuthenticator:
 
     def authenticate(self, headers: Mapping[str, str]) -> Identity:
         return self.identity
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine (where running without auth is safe)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_auth_choice(host: str, no_auth: bool, insecure: bool,
+                      consequence: str = "act as an administrator") -> None:
+    """Running without auth is refused on an address other machines can reach, unless ``--insecure``."""
+    from hangar.errors import InvalidArgumentError
+
+    if no_auth and not is_loopback(host) and not insecure:
+        raise InvalidArgumentError(
+            f"Without auth, anyone who can reach {host} could {consequence}; listen on 127.0.0.1, "
+            "or add --insecure if that is really what you want"
+        )

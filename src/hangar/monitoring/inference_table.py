@@ -25,7 +25,7 @@ from typing import Any
 
 log = logging.getLogger("hangar.monitoring")
 
-COLUMNS = ("request_id", "endpoint", "served_entity", "model_version", "timestamp_ms", "latency_ms", "status_code",
+COLUMNS = ("request_id", "endpoint", "caller", "served_entity", "model_version", "timestamp_ms", "latency_ms", "status_code",
            "error_code", "cancelled", "prompt_tokens", "completion_tokens", "route", "request", "response")
 _STOP = object()
 
@@ -33,7 +33,8 @@ _STOP = object()
 def _schema():
     import pyarrow as pa
 
-    return pa.schema([("request_id", pa.string()), ("endpoint", pa.string()), ("served_entity", pa.string()),
+    return pa.schema([("request_id", pa.string()), ("endpoint", pa.string()), ("caller", pa.string()),
+                      ("served_entity", pa.string()),
                       ("model_version", pa.string()), ("timestamp_ms", pa.int64()), ("latency_ms", pa.float64()),
                       ("status_code", pa.int32()), ("error_code", pa.string()), ("cancelled", pa.bool_()),
                       ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("route", pa.string()),
@@ -81,7 +82,7 @@ class SqlTarget:
         self.engine = create_engine(url)
         md = MetaData()
         self.table = Table(
-            name, md, Column("request_id", String(64)), Column("endpoint", String(128)),
+            name, md, Column("request_id", String(64)), Column("endpoint", String(128)), Column("caller", String(256)),
             Column("served_entity", String(128)), Column("model_version", String(512)),
             Column("timestamp_ms", BigInteger), Column("latency_ms", Float), Column("status_code", Integer),
             Column("error_code", String(64)), Column("cancelled", Boolean), Column("prompt_tokens", BigInteger),

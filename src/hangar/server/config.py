@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -45,21 +44,3 @@ class ServerConfig:
     @property
     def home_path(self) -> Path:
         return Path(self.home)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_auth_choice(host: str, no_auth: bool, insecure: bool) -> None:
-    """``--no-auth`` is refused on an address other machines can reach, unless ``--insecure``."""
-    if no_auth and not is_loopback(host) and not insecure:
-        raise InvalidArgumentError(
-            f"--no-auth on {host} would let anyone who can reach it act as an administrator; listen on 127.0.0.1, "
-            "or add --insecure if that is really what you want"
-        )

@@ -26,10 +26,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from hangar.errors import HangarError
+
 log = logging.getLogger("hangar.serving")
 
 _CAPTURE_BYTES = 1 << 20  # request / response bytes kept for the inference table
 _ENDPOINT_ROUTES = ("/health", "/ready", "/metrics", "/version")
+_OPEN_ROUTES = ("/health", "/ready")
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,7 @@ class _EntityCollector:
 
 class EndpointApp:
     def __init__(self, name: str, slots: list[EntitySlot], *, split, limiter=None, table=None,
-                 on_shutdown=None, hangar_version: str = ""):
+                 on_shutdown=None, hangar_version: str = "", authorizer=None):
         import weakref
 
         self.name = name
@@ -166,6 +169,7 @@ class EndpointApp:
         self.table = table
         self._on_shutdown = on_shutdown
         self.hangar_version = hangar_version
+        self.authorizer = authorizer  # None: no auth (loopback, or --no-auth)
         self.metrics = EndpointMetrics(weakref.ref(self))
         self._limiter_failed_at = 0.0
 
@@ -177,9 +181,23 @@ class EndpointApp:
         if kind != "http":
             return
         path = scope["path"]
+        if path in _OPEN_ROUTES and scope["method"] == "GET":  # probes answer without a token
+            return await self._endpoint_route(path, send)
+        caller = None
+        if self.authorizer is not None:
+            try:
+                token = _header(scope, b"authorization")
+                caller = await self.authorizer.authorize({"authorization": token} if token else {},
+                                                         _header(scope, b"x-request-id"))
+            except HangarError as exc:
+                extra = [(b"www-authenticate", b"Bearer")] if exc.http_status == 401 else []
+                start, body = _json_error(exc.http_status, exc.error_code, exc.message, extra)
+                await send(start)
+                await send({"type": "http.response.body", "body": body})
+                return
         if path in _ENDPOINT_ROUTES and scope["method"] == "GET":
             return await self._endpoint_route(path, send)
-        await self._serve(scope, receive, send)
+        await self._serve(scope, receive, send, caller)
 
     async def _lifespan(self, receive, send):
         while True:
@@ -215,11 +233,14 @@ class EndpointApp:
                     "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
-    async def _rate_limited(self, scope) -> float | None:
+    async def _rate_limited(self, scope, caller: str | None) -> float | None:
         if self.limiter is None:
             return None
-        client = scope.get("client")
-        caller = client[0] if client else "unknown"
+        if caller is None:
+            client = scope.get("client")
+            caller = client[0] if client else "unknown"
+        else:
+            caller = f"principal:{caller}"
         try:
             allowed, wait = await self.limiter.acquire(caller)
         except Exception as exc:  # noqa: BLE001 - a rate-limit store outage must not take the endpoint down
@@ -230,12 +251,12 @@ class EndpointApp:
             return None
         return None if allowed else wait
 
-    async def _serve(self, scope, receive, send) -> None:
+    async def _serve(self, scope, receive, send, caller: str | None = None) -> None:
         from hangar.serving.rate_limit import retry_after_header
 
         started = time.perf_counter()
         request_id = _header(scope, b"x-request-id")
-        wait = await self._rate_limited(scope)
+        wait = await self._rate_limited(scope, caller)
         if wait is not None:
             self.metrics.rate_limited.inc()
             start, body = _json_error(429, "RATE_LIMITED", "Too many requests from this caller; retry after the "
@@ -244,7 +265,7 @@ class EndpointApp:
             await send(start)
             await send({"type": "http.response.body", "body": body})
             self._record(scope, request_id or uuid.uuid4().hex, None, started, 429, b"", body, "application/json",
-                         cancelled=False, error_code="RATE_LIMITED")
+                         cancelled=False, error_code="RATE_LIMITED", caller=caller)
             return
         slot = self.slots[self.split.choose(request_id)]
         served = slot.current
@@ -296,10 +317,11 @@ class EndpointApp:
             if not state["done"] and state["status"] == 500 and state["cancelled"]:
                 state["status"] = 499
             self._record(scope, request_id, (slot, served), started, state["status"], b"".join(captured_in),
-                         b"".join(captured_out), state["content_type"], cancelled=state["cancelled"] and not state["done"])
+                         b"".join(captured_out), state["content_type"], cancelled=state["cancelled"] and not state["done"],
+                         caller=caller)
 
     def _record(self, scope, request_id, chosen, started, status, request: bytes, response: bytes, content_type: str,
-                *, cancelled: bool, error_code: str | None = None) -> None:
+                *, cancelled: bool, error_code: str | None = None, caller: str | None = None) -> None:
         if self.table is None:
             return
         prompt_tokens, completion_tokens = _usage(response, content_type)
@@ -309,7 +331,7 @@ class EndpointApp:
             except (ValueError, AttributeError):
                 error_code = None
         slot, served = chosen if chosen is not None else (None, None)
-        self.table.record(request_id=request_id, endpoint=self.name,
+        self.table.record(request_id=request_id, endpoint=self.name, caller=caller,
                           served_entity=slot.entity.name if slot else None,
                           model_version=served.version if served else None,
                           latency_ms=(time.perf_counter() - started) * 1000, status_code=status,

@@ -22,6 +22,7 @@ ENDPOINT_ENV = "HANGAR_SERVE_ENDPOINT"   # read by create_endpoint_app() in each
 _SINGLE_URI_ENV = "HANGAR_SERVE_FOLLOW_URI"
 _LOG_LEVEL_ENV = "HANGAR_SERVE_LOG_LEVEL"
 _TABLE_ENV = "HANGAR_SERVE_INFERENCE_TABLE"
+_AUTH_ENV = "HANGAR_SERVE_AUTH"
 
 
 def log_to_stderr(level: str = "info") -> None:
@@ -62,9 +63,11 @@ def _pin(model_uri: str, registry) -> tuple[str, str, tuple[str, str] | None, in
 class EndpointRuntime:
     """Everything one worker process holds for an endpoint."""
 
-    def __init__(self, name: str, config, *, tracking_uri: str | None = None, record_lineage: bool = True):
+    def __init__(self, name: str, config, *, tracking_uri: str | None = None, record_lineage: bool = True,
+                 auth: tuple[str, str, str] | None = None):
         self.name = name
         self.config = config
+        self.auth = auth  # (securable type, securable, privilege) every caller needs; None: no auth
         self.tracking_uri = tracking_uri
         self.record_lineage = record_lineage
         self.watcher = None
@@ -133,8 +136,14 @@ class EndpointRuntime:
             self.watcher = AliasWatcher(followed, lambda m, a: registry.get_version_by_alias(m, a).version, on_move,
                                         poll_s=cfg.alias_poll_seconds, listen_url=listen_url_for(store_uri))
             self.watcher.start()
+        authorizer = None
+        if self.auth is not None:
+            from hangar.serving.auth import ServingAuthorizer
+
+            authorizer = ServingAuthorizer(registry.engine, *self.auth)
         self.app = EndpointApp(self.name, slots, split=TrafficSplit([e.weight for e in cfg.served_entities]),
-                               limiter=limiter, table=table, on_shutdown=self.stop, hangar_version=__version__)
+                               limiter=limiter, table=table, on_shutdown=self.stop, hangar_version=__version__,
+                               authorizer=authorizer)
         return self.app
 
     def stop(self) -> None:
@@ -159,6 +168,25 @@ def single_model_config(model_uri: str, settings, inference_table: str | None = 
     return EndpointConfig(served_entities=(entity,), limits=limits, inference_table=table)
 
 
+def endpoint_auth(name: str) -> tuple[str, str, str]:
+    return ("endpoint", name, "QUERY")
+
+
+def model_auth(model_uri: str) -> tuple[str, str, str]:
+    """``hangar serve --auth``: callers need EXECUTE on the registered model (and the USE
+    privileges above it), as loading it would."""
+    from hangar.errors import InvalidArgumentError
+    from hangar.uri import is_remote_uri, parse_model_uri
+
+    parsed = parse_model_uri(model_uri) if is_remote_uri(model_uri) else None
+    if parsed is None or parsed.scheme != "models" or not parsed.name:
+        raise InvalidArgumentError("--auth needs a registered model (models:/catalog.schema.model@alias or /N): its "
+                                   "EXECUTE grants decide who may call it")
+    from hangar.catalog import names
+
+    return ("registered_model", names.model_name(parsed.name)[0], "EXECUTE")
+
+
 def create_endpoint_app() -> EndpointApp:
     """Factory for ``--workers N``: each worker reads the endpoint (or the followed URI) itself."""
     from hangar.serving.settings import ServingSettings
@@ -168,15 +196,17 @@ def create_endpoint_app() -> EndpointApp:
     if name:
         from hangar.serving.endpoint_store import endpoint_store
 
-        return EndpointRuntime(name, endpoint_store().get(name).config).build()
+        auth = endpoint_auth(name) if os.environ.get(_AUTH_ENV) == "1" else None
+        return EndpointRuntime(name, endpoint_store().get(name).config, auth=auth).build()
     uri = os.environ[_SINGLE_URI_ENV]
     config = single_model_config(uri, ServingSettings.from_env(), os.environ.get(_TABLE_ENV) or None)
-    return EndpointRuntime("serve", config, record_lineage=False).build()
+    auth = model_auth(uri) if os.environ.get(_AUTH_ENV) == "1" else None
+    return EndpointRuntime("serve", config, record_lineage=False, auth=auth).build()
 
 
 def serve_endpoint(name: str | None, *, model_uri: str | None = None, settings=None, host: str = "127.0.0.1",
                    port: int = 8080, workers: int = 1, log_level: str = "info", graceful_timeout: int = 30,
-                   access_log: bool = False, inference_table: str | None = None) -> None:
+                   access_log: bool = False, inference_table: str | None = None, auth: bool = False) -> None:
     """Serve endpoint ``name`` (or one alias-following ``model_uri``) until SIGTERM / SIGINT.
 
     On SIGTERM uvicorn stops accepting, finishes in-flight requests, then runs the lifespan
@@ -185,21 +215,25 @@ def serve_endpoint(name: str | None, *, model_uri: str | None = None, settings=N
     from hangar.serving.server import _exit_quietly_on_signals, bind_socket
 
     uvicorn = require("uvicorn", "serving")
+    if auth and name is None:
+        model_auth(model_uri)  # refuse an unregistered model before binding anything
     common = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=graceful_timeout,
                   lifespan="on", server_header=False, access_log=access_log)
     sock = bind_socket(host, port)
     _exit_quietly_on_signals()
     log_to_stderr(log_level)
     os.environ[_LOG_LEVEL_ENV] = log_level
+    os.environ[_AUTH_ENV] = "1" if auth else "0"
     try:
         if workers <= 1:
             if name is not None:
                 from hangar.serving.endpoint_store import endpoint_store
 
-                runtime = EndpointRuntime(name, endpoint_store().get(name).config)
+                runtime = EndpointRuntime(name, endpoint_store().get(name).config,
+                                          auth=endpoint_auth(name) if auth else None)
             else:
                 runtime = EndpointRuntime("serve", single_model_config(model_uri, settings, inference_table),
-                                          record_lineage=False)
+                                          record_lineage=False, auth=model_auth(model_uri) if auth else None)
             app = runtime.build()
             uvicorn.Server(uvicorn.Config(app, **common)).run(sockets=[sock])
             return

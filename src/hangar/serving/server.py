@@ -46,19 +46,20 @@ def _follows_alias(model_uri: str) -> bool:
 
 def serve(model_uri: str, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
           log_level: str = "info", graceful_timeout: int = 10, settings: ServingSettings | None = None,
-          access_log: bool = False, inference_table: str | None = None) -> None:
+          access_log: bool = False, inference_table: str | None = None, auth: bool = False) -> None:
     """Serve ``model_uri`` until SIGTERM / SIGINT. Loads the model once per worker process.
 
     ``models:/name@alias`` is served as a one-entity endpoint that follows the alias: when the
     alias moves, the new version loads in the background and takes over with no request dropped.
-    ``inference_table`` (a folder, or a SQLAlchemy ``URL#table``) records every request.
+    ``inference_table`` (a folder, or a SQLAlchemy ``URL#table``) records every request; ``auth``
+    requires a bearer token whose principal holds EXECUTE on the (registered) model.
     """
-    if _follows_alias(model_uri) or inference_table:
+    if _follows_alias(model_uri) or inference_table or auth:
         from hangar.serving.endpoint_runtime import serve_endpoint
 
         return serve_endpoint(None, model_uri=model_uri, settings=settings or ServingSettings(), host=host, port=port,
                               workers=workers, log_level=log_level, graceful_timeout=graceful_timeout,
-                              access_log=access_log, inference_table=inference_table)
+                              access_log=access_log, inference_table=inference_table, auth=auth)
     uvicorn = require("uvicorn", "serving")
     from hangar.serving.app import MODEL_URI_ENV
 
