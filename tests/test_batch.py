@@ -414,3 +414,14 @@ def test_progress_bar_on_a_terminal(model, tmp_path):
     assert proc.wait(timeout=60) == 0
     text = seen.decode(errors="replace")
     assert "scoring with" in text and "500/500" in text and "rows/s" in text and "0 failed" in text
+
+
+def test_a_torn_part_file_is_scored_again(model, tmp_path):
+    """What a machine crash can leave (a renamed part whose data never reached the disk)."""
+    pq.write_table(_texts(500), tmp_path / "in.parquet")
+    hb.run(model, tmp_path / "in.parquet", tmp_path / "out", workers=1, chunk_rows=100, record=False)
+    part = tmp_path / "out" / "part-00000002.parquet"
+    part.write_bytes(part.read_bytes()[:50])
+    again = hb.run(model, tmp_path / "in.parquet", tmp_path / "out", workers=1, chunk_rows=100, record=False)
+    assert (again.rows, again.resumed_chunks) == (500, 4)
+    _check_output(pq.read_table(tmp_path / "out"), 500)

@@ -155,9 +155,20 @@ def run(model_uri: str | os.PathLike, input: str | os.PathLike, output: str | os
                         model_version=model.label,
                         chunk_rows=_chunk_rows(chunk_rows, source.total_rows, workers, manifest_task is not None))
     done = sink.begin(job)
-    if record and job.run_id is None:
-        job.run_id = _start_run(job, source, sink, engine, workers, experiment)
-        sink.begin(job)
+    recorder = None
+    if record and job.run_id is None:  # opening the store overlaps the first chunks' scoring
+        from concurrent.futures import ThreadPoolExecutor
+
+        recorder = ThreadPoolExecutor(1, thread_name_prefix="hangar-batch-record")
+        import contextvars  # the recording thread sees this context's tracking URI
+
+        run_future = recorder.submit(contextvars.copy_context().run, _start_run, job, source, sink, engine, workers,
+                                     experiment)
+
+    def note_run_id() -> None:
+        if recorder is not None and job.run_id is None and run_future.done():
+            job.run_id = run_future.result()
+            sink.save(job)  # a resumed job goes on in the same run
 
     spec = ScoringSpec(columns=columns, keep_columns=keep_columns, output_column=output_column, params=params,
                        model_version=model.label, fail_fast=fail_fast, concurrency=concurrency)
@@ -189,14 +200,22 @@ def run(model_uri: str | os.PathLike, input: str | os.PathLike, output: str | os
                         next_ordered += 1
                 else:
                     sink.write(chunk_id, out, stats)
+                note_run_id()
                 totals.add(stats)
                 bar.advance(stats.rows, failed=totals.failed)
     except BaseException as exc:
+        if recorder is not None:
+            recorder.shutdown(wait=True)
+            if job.run_id is None and run_future.exception() is None:
+                job.run_id = run_future.result()
         if record and job.run_id:
             _end_run(job.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     finally:
         runner.close()
+    if recorder is not None:
+        recorder.shutdown(wait=True)
+        note_run_id()
     duration = time.perf_counter() - started
     result = BatchResult(output=str(output), model_version=model.label, rows=totals.rows, failed=totals.failed,
                          duration_s=duration, resumed_chunks=len(done), chunks=max(chunks_seen, len(done)),

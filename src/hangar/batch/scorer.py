@@ -70,6 +70,8 @@ class ChunkScorer:
         self.task = getattr(model, "task", None)
         self.input_mode = getattr(model, "input_mode", "dataframe")
         self._lock = threading.Lock()  # token counts are added from several threads
+        self._versions: dict[int, Any] = {}  # the version column by chunk length (chunks share lengths)
+        self._chunk_error: Exception | None = None
 
     # -- public ------------------------------------------------------------------------------
     def score(self, batch) -> tuple[Any, ChunkStats]:
@@ -89,18 +91,48 @@ class ChunkScorer:
                 raise BatchJobError(f"The input already has a column {name!r}; choose another --output-column "
                                     "or leave that column out with --keep-columns")
         model_input = table.select(self.spec.columns) if self.spec.columns else table
-        predictions: list[Any] = [None] * n
-        errors: list[str | None] = [None] * n
         stats = ChunkStats(rows=n)
-        if self.input_mode == "payload":
-            self._predict_rows(model_input, predictions, errors, stats)
+        column = self._whole_chunk(model_input, n) if n and self.input_mode != "payload" else None
+        if column is not None:  # the common case: one predict call, columns straight from its arrays
+            error_column = pa.nulls(n, pa.string())
         else:
-            self._predict_range(model_input, 0, n, predictions, errors, stats)
-        out = kept.append_column(self.spec.output_column, _to_arrow(predictions))
-        out = out.append_column(VERSION_COLUMN, pa.array([self.spec.model_version] * n, pa.string()))
-        out = out.append_column(ERROR_COLUMN, pa.array(errors, pa.string()))
-        stats.failed = sum(e is not None for e in errors)
-        return out, stats
+            predictions: list[Any] = [None] * n
+            errors: list[str | None] = [None] * n
+            if self.input_mode == "payload":
+                self._predict_rows(model_input, predictions, errors, stats)
+            elif n and self._chunk_error is not None:  # the whole chunk failed: find the rows
+                self._split(model_input, 0, n, predictions, errors, stats, self._chunk_error)
+            elif n:
+                self._predict_range(model_input, 0, n, predictions, errors, stats)
+            column = _to_arrow(predictions)
+            error_column = pa.array(errors, pa.string())
+            stats.failed = sum(e is not None for e in errors)
+        out = kept.append_column(self.spec.output_column, column)
+        out = out.append_column(VERSION_COLUMN, self._version_column(n))
+        return out.append_column(ERROR_COLUMN, error_column), stats
+
+    def _whole_chunk(self, table, n: int):
+        """The prediction column from one call on the whole chunk, or None when that call failed
+        (or returned something that needs the general path)."""
+        self._chunk_error = None
+        if self.task in _LLM_TASKS:
+            return None
+        try:
+            result = self._call(table)
+            return _column_of(result, n)
+        except Exception as exc:  # noqa: BLE001 - the general path finds the failing rows
+            self._chunk_error = exc
+            return None
+
+    def _version_column(self, n: int):
+        import pyarrow as pa
+
+        cached = self._versions.get(n)
+        if cached is None:
+            if len(self._versions) > 4:
+                self._versions.clear()
+            cached = self._versions[n] = pa.array([self.spec.model_version] * n, pa.string())
+        return cached
 
     # -- internals -----------------------------------------------------------------------------
     def _predict_rows(self, table, predictions, errors, stats) -> None:
@@ -140,29 +172,33 @@ class ChunkScorer:
         try:
             values = self._predict(table.slice(start, stop - start), stats)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded per row
-            if stop - start == 1:
-                message = _message(exc)
-                if self.spec.fail_fast:
-                    raise RowFailure(f"The model failed on input row {start} of this chunk: {message}") from exc
-                errors[start] = message
-                stats.first_error = stats.first_error or message
-                return
-            middle = (start + stop) // 2
-            self._predict_range(table, start, middle, predictions, errors, stats)
-            self._predict_range(table, middle, stop, predictions, errors, stats)
+            self._split(table, start, stop, predictions, errors, stats, exc)
             return
         predictions[start:stop] = values
 
-    def _predict(self, table, stats: ChunkStats) -> list:
-        n = table.num_rows
+    def _split(self, table, start: int, stop: int, predictions, errors, stats, exc) -> None:
+        """Rows ``[start, stop)`` failed together (with ``exc``): a single row keeps the error,
+        a range is tried again in halves."""
+        if stop - start == 1:
+            message = _message(exc)
+            if self.spec.fail_fast:
+                raise RowFailure(f"The model failed on input row {start} of this chunk: {message}") from exc
+            errors[start] = message
+            stats.first_error = stats.first_error or message
+            return
+        middle = (start + stop) // 2
+        self._predict_range(table, start, middle, predictions, errors, stats)
+        self._predict_range(table, middle, stop, predictions, errors, stats)
+
+    def _call(self, table) -> Any:
         if self.input_mode == "list":
             if table.num_columns == 1:
-                result = self.model.predict(table.column(0).to_pylist(), params=self.spec.params)
-            else:
-                result = self.model.predict(table.to_pylist(), params=self.spec.params)
-        else:
-            result = self.model.predict(table.to_pandas(), params=self.spec.params)
-        return self._values(result, n, stats)
+                return self.model.predict(table.column(0).to_pylist(), params=self.spec.params)
+            return self.model.predict(table.to_pylist(), params=self.spec.params)
+        return self.model.predict(table.to_pandas(), params=self.spec.params)
+
+    def _predict(self, table, stats: ChunkStats) -> list:
+        return self._values(self._call(table), table.num_rows, stats)
 
     def _values(self, result: Any, n: int, stats: ChunkStats) -> list:
         values = _as_list(result)
@@ -231,6 +267,32 @@ def _as_list(result: Any) -> list:
             return [dict(zip(result, row)) for row in zip(*columns)]
     raise ModelExecutionError(f"The model returned {type(result).__name__}; batch scoring needs one value per row "
                               "(a list, an array, a Series or a DataFrame)")
+
+
+def _column_of(result: Any, n: int):
+    """An Arrow column straight from a model's array-like output (no Python list in between)."""
+    import pyarrow as pa
+
+    module = type(result).__module__ or ""
+    if module.startswith("pandas") and hasattr(result, "columns"):
+        if len(result.columns) != 1:
+            return _checked(_to_arrow(_as_list(result)), n)
+        result = result.iloc[:, 0]
+        module = "pandas"
+    if module.startswith("pandas"):
+        try:
+            return _checked(pa.Array.from_pandas(result), n)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            return _checked(_to_arrow(result.tolist()), n)
+    if module.startswith("numpy") and getattr(result, "ndim", 0) == 1 and result.dtype.kind in "biuf":
+        return _checked(pa.array(result), n)
+    return _checked(_to_arrow(_as_list(result)), n)
+
+
+def _checked(column, n: int):
+    if len(column) != n:
+        raise ModelExecutionError(f"The model returned {len(column)} predictions for {n} input rows")
+    return column
 
 
 def _to_arrow(values: list):
