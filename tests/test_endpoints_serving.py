@@ -124,18 +124,21 @@ def _serve(env, tmp_path, name: str, config: dict, extra_env=None, auth: bool = 
     proc = subprocess.Popen([sys.executable, "-m", "hangar.cli.main", "endpoints", "serve", name, "--port", str(port),
                              "--log-level", "info", *([] if auth else ["--no-auth"])],
                             env={**env, **(extra_env or {})}, stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    return _wait_ready(Served(proc, f"http://127.0.0.1:{port}", log))
+
+
+def _wait_ready(served: Served, timeout: float = 90) -> Served:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(log.read_text())
+        if served.proc.poll() is not None:
+            pytest.fail(served.log.read_text())
         try:
-            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                return Served(proc, base, log)
+            if httpx.get(f"{served.base}/ready", timeout=1).status_code == 200:
+                return served
         except httpx.HTTPError:
             time.sleep(0.1)
-    proc.kill()
-    pytest.fail(log.read_text())
+    served.proc.kill()
+    pytest.fail(served.log.read_text())
 
 
 def _metric(served: Served, name: str) -> float:
@@ -356,13 +359,7 @@ def test_hangar_serve_follows_an_alias_like_an_endpoint(env, tmp_path):
                              "--port", str(port)], env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     served = Served(proc, f"http://127.0.0.1:{port}", log)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{served.base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        _wait_ready(served)
         r = served.post({"inputs": {"text": ["ab"]}})
         assert (r.json()["predictions"], r.headers["x-hangar-served-by"]) == ([2], "main.default.solo/1")
         _hangar(env, "aliases", "set", "main.default.solo", "champion", "2")
@@ -387,13 +384,7 @@ def test_hangar_serve_with_an_inference_table(env, tmp_path, pg_uri):
                             stdout=open(log, "w"), stderr=subprocess.STDOUT)
     served = Served(proc, f"http://127.0.0.1:{port}", log)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{served.base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        _wait_ready(served)
         for i in range(5):
             assert served.post({"inputs": {"text": ["a" * i]}}).status_code == 200
         assert served.post({"inputs": {"wrong": [1]}}).status_code == 400

@@ -35,32 +35,40 @@ def endpoints():
     """Endpoints: served models by alias or version, traffic split, limits, inference table."""
 
 
+def _write(name: str, config_path: str, as_json: bool, create: bool) -> None:
+    from hangar.serving.endpoint_config import load_config_file
+
+    store = _store()
+    config = load_config_file(config_path)
+    ep = store.create(name, config) if create else store.update(name, config)
+    if as_json:
+        return emit_json({"name": ep.name, "revision": ep.revision, "config": ep.config.to_dict()})
+    if create:
+        click.echo(f"created endpoint {ep.name}; serve it with: hangar endpoints serve {ep.name}")
+    else:
+        click.echo(f"updated endpoint {ep.name} (revision {ep.revision})")
+
+
+_config_option = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+                              help="Endpoint YAML.")
+
+
 @endpoints.command()
 @click.argument("name")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Endpoint YAML.")
+@_config_option
 @json_option
 def create(name, config_path, as_json):
     """Create endpoint NAME from a YAML config."""
-    from hangar.serving.endpoint_config import load_config_file
-
-    ep = _store().create(name, load_config_file(config_path))
-    if as_json:
-        return emit_json({"name": ep.name, "revision": ep.revision, "config": ep.config.to_dict()})
-    click.echo(f"created endpoint {ep.name}; serve it with: hangar endpoints serve {ep.name}")
+    _write(name, config_path, as_json, create=True)
 
 
 @endpoints.command()
 @click.argument("name")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Endpoint YAML.")
+@_config_option
 @json_option
 def update(name, config_path, as_json):
-    """Replace NAME's config (a serving process picks it up at its next poll)."""
-    from hangar.serving.endpoint_config import load_config_file
-
-    ep = _store().update(name, load_config_file(config_path))
-    if as_json:
-        return emit_json({"name": ep.name, "revision": ep.revision, "config": ep.config.to_dict()})
-    click.echo(f"updated endpoint {ep.name} (revision {ep.revision})")
+    """Replace NAME's config (serving processes read it when they start)."""
+    _write(name, config_path, as_json, create=False)
 
 
 @endpoints.command()

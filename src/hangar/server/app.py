@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route as StarletteRoute
 
-from hangar.errors import EndpointNotFoundError, HangarError, UnauthenticatedError
+from hangar.errors import HangarError, UnauthenticatedError
 from hangar.governance.authn import GENERIC_401
 from hangar.server.config import ServerConfig
 from hangar.server.context import Services
@@ -61,13 +61,9 @@ async def _on_hangar_error(request: Request, exc: HangarError):
 
 
 async def _on_http_error(request: Request, exc: HTTPException):
-    if exc.status_code == 404:
-        err: HangarError = EndpointNotFoundError(f"No route {request.method} {request.url.path}")
-    else:
-        err = HangarError(str(exc.detail))
-        err.error_code = "METHOD_NOT_ALLOWED" if exc.status_code == 405 else "BAD_REQUEST"
-        err.http_status = exc.status_code
-    return _error(err)
+    from hangar.web import from_http_exception
+
+    return _error(from_http_exception(request, exc))
 
 
 async def _on_unexpected(request: Request, exc: Exception):

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hangar.catalog import audit
-from hangar.errors import InvalidArgumentError, MalformedRequestError, PayloadTooLargeError, PermissionDeniedError
+from hangar.errors import InvalidArgumentError, MalformedRequestError, PermissionDeniedError
 from hangar.governance import privileges as pv
 from hangar.governance.access import Access
 from hangar.server.context import RequestContext, Services
@@ -27,16 +27,9 @@ _BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
 async def read_json(request: Request, limit: int) -> dict:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"The request body is {int(declared)} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"The request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    from hangar.web import read_limited_body
+
+    raw = await read_limited_body(request, limit)
     if not raw.strip():
         return {}
     try:

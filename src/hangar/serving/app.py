@@ -24,7 +24,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from hangar.errors import (
-    EndpointNotFoundError,
     HangarError,
     ModelExecutionError,
     PayloadTooLargeError,
@@ -36,6 +35,7 @@ from hangar.serving import scoring
 from hangar.serving.batching import Batcher, score_batch
 from hangar.serving.metrics import MetricsMiddleware, ServingMetrics
 from hangar.serving.settings import ServingSettings
+from hangar.web import from_http_exception, read_limited_body
 
 log = logging.getLogger("hangar.serving")
 
@@ -169,18 +169,7 @@ class ServingApp:
             metrics.observe("/invocations", "POST", status, time.perf_counter() - start)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known (Content-Length) or seen to be too big."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"The request body is {int(declared)} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"The request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+read_body = read_limited_body
 
 
 def _sse(events) -> Any:
@@ -359,13 +348,7 @@ def build_app(model, *, model_uri: str, max_body_bytes: int | None = None,
         return error_response(exc, metrics)
 
     async def on_http_error(request: Request, exc: HTTPException):
-        if exc.status_code == 404:
-            err: HangarError = EndpointNotFoundError(f"No route {request.method} {request.url.path}")
-        else:
-            err = HangarError(str(exc.detail))
-            err.error_code = "METHOD_NOT_ALLOWED" if exc.status_code == 405 else "BAD_REQUEST"
-            err.http_status = exc.status_code
-        return error_response(err, metrics)
+        return error_response(from_http_exception(request, exc), metrics)
 
     async def on_unexpected(request: Request, exc: Exception):
         log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)

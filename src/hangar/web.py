@@ -1,0 +1,30 @@
+"""What every Hangar HTTP app shares (the model server and the Hangar server): reading a body
+under a size limit, and Starlette's own HTTP errors in Hangar's error tree."""
+
+from __future__ import annotations
+
+from hangar.errors import EndpointNotFoundError, HangarError, PayloadTooLargeError
+
+
+async def read_limited_body(request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known (Content-Length) or seen to be too big."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"The request body is {int(declared)} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"The request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def from_http_exception(request, exc) -> HangarError:
+    """A Starlette ``HTTPException`` (unknown route, wrong method, ...) as a HangarError."""
+    if exc.status_code == 404:
+        return EndpointNotFoundError(f"No route {request.method} {request.url.path}")
+    err = HangarError(str(exc.detail))
+    err.error_code = "METHOD_NOT_ALLOWED" if exc.status_code == 405 else "BAD_REQUEST"
+    err.http_status = exc.status_code
+    return err
