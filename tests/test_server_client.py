@@ -211,3 +211,25 @@ def test_token_from_the_credentials_file(hub, monkeypatch, tmp_path):
         Client(hub.url).list_catalogs()
     write_credentials(Settings.from_env(), hub.url, hub.token)
     assert [c.name for c in Client(hub.url).list_catalogs()] == ["main"]
+
+
+def test_remembered_tokens_and_grants_follow_every_change_at_once(hub, client):
+    """The server memoises token lookups and grants while the audit log's head stays put; any
+    revocation (even one written straight to the store) takes effect on the very next request."""
+    from hangar.governance import grants, principals, tokens
+
+    engine = hub.app.state.services.engine
+    principals.create(engine, "carol", "user", actor="t")
+    made = tokens.create(engine, "carol", "t", actor="t")
+    client.create_registered_model("main.default.m")
+    for kind, name, privilege in [("catalog", "main", "USE_CATALOG"), ("schema", "main.default", "USE_SCHEMA"),
+                                  ("registered_model", "main.default.m", "EXECUTE")]:
+        grants.grant(engine, kind, name, "carol", privilege, actor="t")
+    with httpx.Client(base_url=hub.url + "/api/v1", headers={"Authorization": f"Bearer {made.token}"}) as http:
+        assert [http.get("/models/main.default.m").status_code for _ in range(3)] == [200] * 3
+        grants.revoke(engine, "registered_model", "main.default.m", "carol", "EXECUTE", actor="t")
+        assert http.get("/models/main.default.m").status_code == 403
+        grants.grant(engine, "registered_model", "main.default.m", "carol", "EXECUTE", actor="t")
+        assert http.get("/models/main.default.m").status_code == 200
+        tokens.revoke(engine, made.info.id, actor="t")
+        assert http.get("/models/main.default.m").status_code == 401

@@ -85,7 +85,9 @@ def open_services(config: ServerConfig) -> Services:
     tracking = SqlTrackingStore(config.store_uri, config.artifact_root)
     registry = SqlRegistry(tracking, actor="server", cache_dir=config.home_path / "cache")
     if config.auth:
-        authenticator = BearerTokenAuthenticator(tracking.engine)
+        from hangar.governance.cache import GovernanceCache
+
+        authenticator = BearerTokenAuthenticator(tracking.engine, GovernanceCache())
     else:
         from hangar.config import local_user
 

@@ -70,7 +70,7 @@ def authorize(route: Route, ctx: RequestContext) -> None:
         return
     services = ctx.services
     ctx.identity = _authenticate(services, ctx)
-    ctx.access = Access(services.engine, ctx.identity)
+    ctx.access = Access(services.engine, ctx.identity, getattr(services.authenticator, "cache", None))
     req = route.requires
     if not isinstance(req, Requires):
         return  # AUTHENTICATED: the handler filters or scopes to the caller
