@@ -55,18 +55,37 @@ def pg_uri(pg_available):
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_uri(request, tmp_path):
+def backend_uri(request, tmp_path):
+    """The store URI of a backend: SQLite, PostgreSQL, or a real Hangar server (on SQLite, auth on)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'hangar.db'}"
+    if request.param == "server":
+        return request.getfixturevalue("rest_server_uri")
     return request.getfixturevalue("pg_uri")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_uri(request, tmp_path):
+    return backend_uri(request, tmp_path)
+
+
+@pytest.fixture
+def rest_server_uri(tmp_path, monkeypatch):
+    """A Hangar server on loopback (uvicorn in a thread, SQLite, artifacts in tmp_path/artifacts, auth
+    on); HANGAR_TOKEN holds its admin's token, as a user's environment would."""
+    from server_fixtures import start_hub
+
+    server, hub = start_hub(f"sqlite:///{tmp_path / 'server.db'}", tmp_path)
+    with server:
+        monkeypatch.setenv("HANGAR_TOKEN", hub.admin_token)
+        yield hub.url
 
 
 @pytest.fixture
 def store(store_uri, tmp_path):
-    from hangar.tracking.sql_store import SqlTrackingStore
+    from hangar.tracking.client import open_store
 
-    s = SqlTrackingStore(store_uri, str(tmp_path / "artifacts"))
+    s = open_store(store_uri, str(tmp_path / "artifacts"))
     yield s
     s.close()
 

@@ -100,7 +100,7 @@ def test_experiments_and_runs_commands(capsys, tmp_path, monkeypatch):
     ("mysql://x/y", "Unsupported store URI"),
     ("postgresql://postgres@127.0.0.1:1/test", "Cannot open the store"),
     ("sqlite:////proc/no/such/dir/hangar.db", "Cannot create the store's folder"),
-    ("http://127.0.0.1:1", "not built yet"),
+    ("http://127.0.0.1:1", "Cannot reach the Hangar server at http://127.0.0.1:1"),
 ])
 def test_unusable_store_uris_are_clear(capsys, monkeypatch, uri, message):
     monkeypatch.setenv("HANGAR_TRACKING_URI", uri)

@@ -5,10 +5,13 @@ Runs against a real server on loopback over SQLite and over PostgreSQL."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from server_fixtures import start_hub
 from sqlalchemy import select
 
+import hangar.pyfunc as hp
 from hangar.governance import grants as g
 from hangar.governance import privileges as pv
 from hangar.server.context import RequestContext
@@ -21,13 +24,15 @@ M = "cat.sch.m"
 # own records, or makes the caller the owner of what it creates. Adding one is a conscious act.
 OPEN_TO_ANY_PRINCIPAL = {"WHOAMI", "LIST_MY_GRANTS", "CREATE_TOKEN", "LIST_TOKENS", "REVOKE_TOKEN", "LIST_PRINCIPALS",
                          "LIST_AUDIT", "LIST_CATALOGS", "SEARCH_MODELS", "CREATE_EXPERIMENT", "SEARCH_EXPERIMENTS",
-                         "SEARCH_RUNS"}
+                         "SEARCH_RUNS", "GET_EXPERIMENT_BY_NAME", "SEARCH_LOGGED_MODELS", "GET_LINEAGE"}
 PUBLIC_ROUTES = {"HEALTH", "READY", "OPENAPI"}
 
 
 def examples(w):
     """(path params, JSON body, query) for each guarded route, filled from the world ``w``."""
-    run, exp = w["run_id"], w["experiment_id"]
+    run, exp, lm, lm_pending = w["run_id"], w["experiment_id"], w["lm"], w["lm_pending"]
+    mv, mv_up = {"name": M, "version": "1"}, {"name": M, "version": str(w["pending_versions"][1])}
+    dataset = {"name": "d", "digest": "x", "source_type": "code", "source": ""}
     grant_path = {"securable_type": "registered_model", "securable": M}
     return {
         "CREATE_PRINCIPAL": ({}, {"name": "mallory", "kind": "user"}, {}),
@@ -66,6 +71,35 @@ def examples(w):
         "UPDATE_RUN": ({"run_id": run}, {"status": "KILLED"}, {}),
         "LOG_BATCH": ({"run_id": run}, {"metrics": [{"key": "acc", "value": 0.1}], "params": {"p": "2"}}, {}),
         "METRIC_HISTORY": ({"run_id": run, "key": "acc"}, None, {}),
+        "CREATE_VERSION": ({"name": M}, {"source": "/elsewhere/pkg"}, {}),
+        "FINALIZE_VERSION": ({"name": M, "version": str(w["pending_versions"][0])}, {"status": "FAILED"}, {}),
+        "LOAD_VERSION": ({"name": M}, None, {"version": "1"}),
+        "VERIFY_AUDIT": ({}, None, {}),
+        "DELETE_EXPERIMENT": ({"experiment_id": exp}, None, {}),
+        "RESTORE_EXPERIMENT": ({"experiment_id": exp}, None, {}),
+        "SET_EXPERIMENT_TAG": ({"experiment_id": exp}, {"key": "k", "value": "changed"}, {}),
+        "DELETE_RUN": ({"run_id": run}, None, {}),
+        "RESTORE_RUN": ({"run_id": run}, None, {}),
+        "LOG_PARAM": ({"run_id": run}, {"key": "p2", "value": "1"}, {}),
+        "LOG_METRIC": ({"run_id": run}, {"key": "acc", "value": 0.5}, {}),
+        "SET_TAG": ({"run_id": run}, {"key": "t0", "value": "changed"}, {}),
+        "DELETE_TAG": ({"run_id": run}, None, {"key": "t0"}),
+        "LOG_INPUTS": ({"run_id": run}, {"inputs": [{"dataset": dataset, "context": "train"}]}, {}),
+        "FIND_LOGGED_MODEL": ({"run_id": run, "name": "lm"}, None, {}),
+        "CREATE_LOGGED_MODEL": ({}, {"experiment_id": exp, "name": "lm2"}, {}),
+        "GET_LOGGED_MODEL": ({"model_id": lm}, None, {}),
+        "FINALIZE_LOGGED_MODEL": ({"model_id": lm_pending}, {"status": "FAILED"}, {}),
+        "SET_LOGGED_MODEL_TAGS": ({"model_id": lm}, {"tags": {"a": "b"}}, {}),
+        "LOG_LOGGED_MODEL_METRICS": ({"model_id": lm}, {"metrics": [{"key": "m", "value": 1.0}]}, {}),
+        "LIST_RUN_ARTIFACTS": ({"run_id": run}, None, {}),
+        "DOWNLOAD_RUN_ARTIFACT": ({"run_id": run, "path": "notes.txt"}, None, {}),
+        "UPLOAD_RUN_ARTIFACT": ({"run_id": run, "path": "new.txt"}, None, {}),
+        "LIST_LOGGED_MODEL_ARTIFACTS": ({"model_id": lm}, None, {}),
+        "DOWNLOAD_LOGGED_MODEL_ARTIFACT": ({"model_id": lm, "path": "MLmodel"}, None, {}),
+        "UPLOAD_LOGGED_MODEL_ARTIFACT": ({"model_id": lm_pending, "path": "x.txt"}, None, {}),
+        "LIST_VERSION_ARTIFACTS": (mv, None, {}),
+        "DOWNLOAD_VERSION_ARTIFACT": ({**mv, "path": "MLmodel"}, None, {}),
+        "UPLOAD_VERSION_ARTIFACT": ({**mv_up, "path": "x.txt"}, None, {}),
     }
 
 
@@ -85,13 +119,23 @@ def world(store_uri, tmp_path, package):
         c = Client(store_uri, str(tmp_path / "artifacts"), actor="admin")
         c.register_model(package, M)
         c.set_model_version_tag(M, 1, "k", "v")
-        c.store.close()
+        pending = [c.registry.begin_version(M, "/elsewhere/pkg").version for _ in range(2)]
         assert a.put(f"/models/{M}/aliases/champion", json={"version": 1}).status_code == 200
         assert a.post(f"/grants/registered_model/{M}", json={"principal": "member1", "privilege": "EXECUTE"}).status_code == 201
         exp = a.post("/experiments", json={"name": "exp"}).json()["experiment_id"]
         run = a.post("/runs", json={"experiment_id": exp}).json()["info"]["run_id"]
-        assert a.post(f"/runs/{run}/log-batch", json={"metrics": [{"key": "acc", "value": 0.9}]}).status_code == 200
-        yield hub, server, {"experiment_id": exp, "run_id": run}
+        assert a.post(f"/runs/{run}/log-batch", json={"metrics": [{"key": "acc", "value": 0.9}],
+                                                      "tags": {"t0": "v"}}).status_code == 200
+        from hinted_model import HintedLen  # (on sys.path: the package fixture put it there)
+
+        from hangar.tracking.logged_models import log_model
+
+        lm = log_model(hp.save_model, "lm", HintedLen(), run_id=run, client=c).model_id
+        lm_pending = c.store.create_logged_model(exp, "lm-pending").model_id
+        c.log_text(run, "hello", "notes.txt")
+        c.store.close()
+        yield hub, server, {"experiment_id": exp, "run_id": run, "lm": lm, "lm_pending": lm_pending,
+                            "pending_versions": pending}
 
 
 def snapshot(engine) -> dict:
@@ -131,7 +175,7 @@ def _grant_exactly(engine, user: str, kind: str, name: str, required: str, skip:
 
 
 def _call(hub, token, route, params, body, query):
-    path = route.path.format(**params)
+    path = re.sub(r"{(\w+):path}", r"{\1}", route.path).format(**params)
     with hub.client(token) as http:
         return http.request(route.method, path.removeprefix("/api/v1"), json=body, params=query)
 

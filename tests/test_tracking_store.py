@@ -1,4 +1,4 @@
-"""The tracking store, on SQLite and on PostgreSQL (each test runs on both)."""
+"""The tracking store, on SQLite, on PostgreSQL and through a real server (each test runs on all three)."""
 
 import math
 
@@ -6,6 +6,13 @@ import pytest
 
 from hangar.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError
 from hangar.tracking.entities import Metric
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "server"])
+def store_uri(request, tmp_path):
+    from conftest import backend_uri
+
+    return backend_uri(request, tmp_path)
 
 
 def test_default_experiment_exists(store):

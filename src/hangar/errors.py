@@ -160,6 +160,18 @@ class ServerOverloadedError(HangarError):
     retry_after = 1
 
 
+class TooManyRequestsError(HangarError):
+    """Too many failed attempts (or calls) from one client: retry after ``retry_after`` seconds."""
+
+    error_code = "RATE_LIMITED"
+    http_status = 429
+    retry_after = 60
+
+    def __init__(self, message: str, retry_after: int = 60):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class RequestTimeoutError(HangarError):
     """A request waited and ran longer than the server's per-request timeout."""
 

@@ -1,18 +1,17 @@
-"""A small JSON client for the Hangar server's ``/api/v1``: credentials, bearer token, errors.
+"""The HTTP client of the Hangar server's ``/api/v1``: credentials, bearer token, errors, keep-alive.
 
 The server's URL comes from an explicit argument, ``HANGAR_TRACKING_URI`` (when it is
 ``http(s)://``) or the credentials file; the token from ``HANGAR_TOKEN`` or the credentials file
 that ``hangar auth login`` writes under ``HANGAR_HOME`` (mode 0600). A JSON error from the
-server becomes the matching class of the one exception tree (by ``error_code``).
+server becomes the matching class of the one exception tree (by ``error_code``). One
+``httpx.Client`` per ``ServerClient`` keeps its connections open between calls.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 from hangar.config import Settings
@@ -56,64 +55,81 @@ def _errors_by_code() -> dict[str, type[HangarError]]:
     return found
 
 
+def is_server_uri(uri) -> bool:
+    return isinstance(uri, str) and uri.startswith(("http://", "https://"))
+
+
 def server_url(settings: Settings, explicit: str | None = None) -> str:
-    url = explicit or (settings.tracking_uri if (settings.tracking_uri or "").startswith(("http://", "https://"))
-                       else None) or read_credentials(settings).get("server")
+    url = explicit or (settings.tracking_uri if is_server_uri(settings.tracking_uri) else None) \
+        or read_credentials(settings).get("server")
     if not url:
         raise InvalidArgumentError("No Hangar server named: pass --server URL, set HANGAR_TRACKING_URI=http://..., "
                                    "or run hangar auth login --server URL")
-    if not url.startswith(("http://", "https://")):
+    if not is_server_uri(url):
         raise InvalidArgumentError(f"A server URL starts with http:// or https://, got {url!r}")
     return url.rstrip("/")
 
 
+def token_for(settings: Settings, url: str) -> str | None:
+    """``HANGAR_TOKEN``, else the credentials file's token when it was written for this server."""
+    creds = read_credentials(settings)
+    return settings.token or (creds.get("token") if creds.get("server", "").rstrip("/") == url.rstrip("/") else None)
+
+
 class ServerClient:
-    def __init__(self, url: str, token: str | None, timeout: float = 30):
+    def __init__(self, url: str, token: str | None, timeout: float = 60):
+        import httpx
+
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.http = httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=timeout,
+                                 limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=60))
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, server: str | None = None) -> ServerClient:
         settings = settings or Settings.from_env()
         url = server_url(settings, server)
-        creds = read_credentials(settings)
-        token = settings.token or (creds.get("token") if creds.get("server", "").rstrip("/") == url else None)
-        return cls(url, token)
+        return cls(url, token_for(settings, url))
+
+    def close(self) -> None:
+        self.http.close()
 
     def request(self, method: str, path: str, body: dict | None = None, query: dict | None = None):
-        url = f"{self.url}/api/v1{path}"
-        if query:
-            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Accept": "application/json"}
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        params = {k: v for k, v in query.items() if v is not None} if query else None
+        content = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if content is not None else None
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            raise _error_from(exc) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise StoreUnavailableError(f"Cannot reach the Hangar server at {self.url}: {exc}") from None
-        return json.loads(raw) if raw else {}
+            resp = self.http.request(method, path, content=content, params=params, headers=headers)
+        except Exception as exc:
+            raise self.unreachable(exc) from None
+        if resp.status_code >= 400:
+            raise error_from(resp.status_code, resp.content)
+        return resp.json() if resp.content else {}
+
+    def unreachable(self, exc: Exception) -> HangarError:
+        import httpx
+
+        if isinstance(exc, httpx.HTTPError):
+            return StoreUnavailableError(f"Cannot reach the Hangar server at {self.url}: {exc}")
+        raise exc
 
     @staticmethod
     def quote(value) -> str:
         return urllib.parse.quote(str(value), safe="")
 
 
-def _error_from(exc: urllib.error.HTTPError) -> HangarError:
+def error_from(status: int, raw: bytes) -> HangarError:
     try:
-        body = json.loads(exc.read() or b"{}")
+        body = json.loads(raw or b"{}")
         code, message = body.get("error_code"), body.get("message")
-    except ValueError:
+    except (ValueError, AttributeError):
         code, message = None, None
     cls = _errors_by_code().get(code or "", HangarError)
-    err = cls(message or f"The server answered {exc.code}")
+    err = cls(message or f"The server answered {status}")
     if cls is HangarError:
-        err.error_code, err.http_status = code or f"HTTP_{exc.code}", exc.code
+        err.error_code, err.http_status = code or f"HTTP_{status}", status
     return err

@@ -93,6 +93,24 @@ class ArtifactRepository(ABC):
             self._put_file(rel, path)
         return [rel for _, rel in plan]
 
+    def put_file(self, path: str, local_file: str | os.PathLike) -> str:
+        """Store the local file at exactly ``path`` (streamed, atomically); return the stored path."""
+        rel = validate_artifact_path(path, allow_root=False)
+        self._put_file(rel, Path(local_file))
+        return rel
+
+    def stat(self, path: str | None = None) -> FileInfo | None:
+        """The file or directory at ``path``, or None when nothing is there."""
+        return self._stat(validate_artifact_path(path))
+
+    def walk_files(self, path: str | None = None) -> list[FileInfo]:
+        """Every file under the directory ``path`` (default: the root), recursively, sorted."""
+        rel = validate_artifact_path(path)
+        info = self._stat(rel)
+        if info is None or not info.is_dir:
+            return []
+        return sorted(self._walk_files(rel), key=lambda f: f.path)
+
     def write_bytes(self, path: str, data: bytes) -> str:
         """Store a small payload (a dict as JSON, a text) at ``path``; return the stored path."""
         rel = validate_artifact_path(path, allow_root=False)

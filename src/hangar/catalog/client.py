@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from hangar.catalog.store import SqlRegistry
+from hangar.catalog.store import open_registry
 from hangar.tracking.client import Client as TrackingClient
 
 
@@ -15,7 +15,7 @@ class Client(TrackingClient):
     def __init__(self, tracking_uri: str | None = None, artifact_root: str | None = None, settings=None,
                  store=None, actor: str | None = None):
         super().__init__(tracking_uri, artifact_root, settings, store)
-        self.registry = SqlRegistry(self.store, actor=actor, cache_dir=self.settings.cache_dir)
+        self.registry = open_registry(self.store, actor=actor, cache_dir=self.settings.cache_dir)
 
     # namespace
     def create_catalog(self, name: str, comment: str | None = None):
@@ -105,20 +105,10 @@ class Client(TrackingClient):
     def get_lineage(self, entity: str, direction: str = "upstream", max_depth: int = 10, entity_id: str | None = None):
         """The lineage graph around ``entity``: a URI (``models:/name/3``, ``models:/name@champion``,
         ``runs:/<id>``, ``models:/<logged-model-id>``), ``type:id``, or a type with ``entity_id``."""
-        from hangar.catalog import lineage
-
-        with self.store.engine.connect() as conn:
-            node_type, node_id = (entity, entity_id) if entity_id is not None else lineage.resolve_entity(conn, entity)
-            return lineage.get_lineage(conn, node_type, node_id, direction, max_depth)
+        return self.registry.get_lineage(entity, direction, max_depth, entity_id)
 
     def list_audit(self, **filters):
-        from hangar.catalog import audit
-
-        with self.store.engine.connect() as conn:
-            return audit.list_records(conn, **filters)
+        return self.registry.list_audit(**filters)
 
     def verify_audit(self, anchor=None):
-        from hangar.catalog import audit
-
-        with self.store.engine.connect() as conn:
-            return audit.verify(conn, anchor=anchor) if anchor is not None else audit.verify(conn)
+        return self.registry.verify_audit(anchor)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 import os
 
-from hangar.catalog.store import SqlRegistry
+from hangar.catalog.store import SqlRegistry, open_registry
 
 _registry: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("hangar_registry", default=None)
 
@@ -17,7 +17,7 @@ def registry() -> SqlRegistry:
     tracking = fluent.client()
     held = _registry.get()
     if held is None or held[0] is not tracking:
-        held = (tracking, SqlRegistry(tracking.store, cache_dir=tracking.settings.cache_dir))
+        held = (tracking, open_registry(tracking.store, cache_dir=tracking.settings.cache_dir))
         _registry.set(held)
     return held[1]
 

@@ -47,3 +47,28 @@ class SqlRegistry(NamespaceMixin, VersionsMixin):
         audit.append(conn, actor=self.actor, action=action, securable_type=securable_type, securable=securable,
                      outcome=outcome, details=details or None, request_id=self.request_id)
 
+
+    # -- lineage and audit -----------------------------------------------------------------
+    def get_lineage(self, entity: str, direction: str = "upstream", max_depth: int = 10, entity_id: str | None = None):
+        from hangar.catalog import lineage
+
+        with self.engine.connect() as conn:
+            node_type, node_id = (entity, entity_id) if entity_id is not None else lineage.resolve_entity(conn, entity)
+            return lineage.get_lineage(conn, node_type, node_id, direction, max_depth)
+
+    def list_audit(self, **filters):
+        with self.engine.connect() as conn:
+            return audit.list_records(conn, **filters)
+
+    def verify_audit(self, anchor=None):
+        with self.engine.connect() as conn:
+            return audit.verify(conn, anchor=anchor) if anchor is not None else audit.verify(conn)
+
+
+def open_registry(tracking_store, actor: str | None = None, cache_dir=None):
+    """The registry on the same store as ``tracking_store``: SQL in process, or through its server."""
+    if getattr(tracking_store, "remote", False):
+        from hangar.catalog.rest_registry import RestRegistry
+
+        return RestRegistry(tracking_store, cache_dir=cache_dir)
+    return SqlRegistry(tracking_store, actor=actor, cache_dir=cache_dir)

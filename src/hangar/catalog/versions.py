@@ -60,16 +60,30 @@ class VersionsMixin:
         from hangar.artifacts import get_artifact_repository
         from hangar.models.package import open_package
 
+        package, source, lm_id, run_id = self._source_of(model_uri)
+        manifest = open_package(package, verify=True)
+        mv = self.begin_version(name, source, lm_id, run_id, comment=comment, tags=tags, lease_seconds=lease_seconds)
+        try:
+            get_artifact_repository(mv.storage_location).log_artifacts(package, None)
+        except BaseException as exc:
+            self._fail_version(mv.full_name, mv.version, f"copying the files failed: {type(exc).__name__}: {exc}")
+            raise
+        return self._complete_version(mv.full_name, mv.version, manifest, manifest.checksums or {})
+
+    def begin_version(self, name: str, source: str, logged_model_id: str | None = None, run_id: str | None = None, *,
+                      comment: str | None = None, tags: dict | None = None,
+                      lease_seconds: int = DEFAULT_LEASE_SECONDS, create_model: bool = True) -> ModelVersion:
+        """The PENDING version (with its storage location) that files are then copied into."""
         full, cat, sch, short = names.model_name(name)
         self._check_comment(comment)
         tag_rows = [(v.key("tag", k), v.tag_value(k, val)) for k, val in (tags or {}).items()]
-        package, source, lm_id, run_id = self._source_of(model_uri)
-        manifest = open_package(package, verify=True)
         ts = now_ms()
         with self._tx() as conn:
             self._expire_version_leases(conn, ts)
             row = conn.execute(select(t.registered_models.c.deleted_at).where(
                 t.registered_models.c.full_name == full)).first()
+            if row is None and not create_model:
+                raise NotFoundError(f"No registered model {full!r}; create it first")
             if row is None:
                 self._create_model_in(conn, full, cat, sch, short, None)
             elif row.deleted_at is not None:
@@ -79,7 +93,7 @@ class VersionsMixin:
                                    .returning(t.registered_models.c.last_version)).scalar_one()
             location = f"{self.artifact_root}/registry/{cat}/{sch}/{short}/{version}"
             conn.execute(t.model_versions.insert().values(
-                full_name=full, version=version, source=source, logged_model_id=lm_id, run_id=run_id,
+                full_name=full, version=version, source=source, logged_model_id=logged_model_id, run_id=run_id,
                 storage_location=location, status=PENDING, status_message=None, checksums=None,
                 signature=None, comment=comment, created_by=self.actor, created_at=ts, updated_at=ts,
                 lease_expires=ts + lease_seconds * 1000, deleted_at=None))
@@ -87,17 +101,58 @@ class VersionsMixin:
                 conn.execute(t.model_version_tags.insert().values(full_name=full, version=version, key=k, value=val))
             self._audit(conn, "CREATE_MODEL_VERSION", "registered_model", full, version=version, source=source,
                         status=PENDING)
+            return self._version_entity(conn, self._version_row(conn, full, version))
+
+    def finalize_uploaded_version(self, name: str, version) -> ModelVersion:
+        """READY a PENDING version whose files were uploaded: the checksums are computed here, from
+        the stored files, and must match the package's manifest; otherwise the version FAILS."""
+        import shutil
+        import tempfile
+
+        from hangar.artifacts import get_artifact_repository
+        from hangar.models.checksums import compute_checksums
+        from hangar.models.package import open_package
+        from hangar.tracking.resolver import _is_local
+
+        full = names.model_name(name)[0]
+        mv = self.get_model_version(full, version)
+        if mv.status != PENDING:
+            raise ConflictError(f"Version {mv.version} of {full} is {mv.status}; only a PENDING version is finalized")
+        tmp = None
         try:
-            get_artifact_repository(location).log_artifacts(package, None)
-        except BaseException as exc:
-            self._fail_version(full, version, f"copying the files failed: {type(exc).__name__}: {exc}")
-            raise
+            if _is_local(mv.storage_location):
+                from hangar.artifacts import local_path_from_uri
+
+                folder = local_path_from_uri(mv.storage_location)
+            else:
+                tmp = folder = Path(tempfile.mkdtemp(prefix="hangar-finalize-"))
+                get_artifact_repository(mv.storage_location).download_artifacts("", folder)
+            try:
+                manifest = open_package(folder, verify=True)
+            except (ModelPackageError, NotFoundError, InvalidArgumentError) as exc:
+                self._fail_version(full, mv.version, f"the uploaded package is not valid: {exc}")
+                raise ModelPackageError(f"Version {mv.version} of {full} FAILED: the uploaded package is not valid: "
+                                        f"{exc}") from None
+            from hangar.models.manifest import MANIFEST_NAME
+
+            checksums = compute_checksums(folder, exclude={MANIFEST_NAME})
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return self._complete_version(full, mv.version, manifest, checksums)
+
+    def fail_version(self, name: str, version, message: str) -> ModelVersion:
+        full = names.model_name(name)[0]
+        self._fail_version(full, int(version), str(message)[:2000])
+        return self.get_model_version(full, version)
+
+    def _complete_version(self, full: str, version: int, manifest, checksums: dict) -> ModelVersion:
         sig = manifest.signature.to_dict() if manifest.signature else None
         with self._tx() as conn:
             done = conn.execute(update(t.model_versions).where(
                 t.model_versions.c.full_name == full, t.model_versions.c.version == version,
                 t.model_versions.c.status == PENDING).values(
-                status=READY, checksums=json.dumps(manifest.checksums or {}), updated_at=now_ms(),
+                status=READY, checksums=json.dumps(checksums), updated_at=now_ms(),
                 signature=json.dumps(sig) if sig else None, lease_expires=None)).rowcount
             if not done:
                 raise ModelPackageError(
@@ -295,21 +350,27 @@ class VersionsMixin:
         checksums; loading verifies every file. Each load is audited.
         """
         from hangar.tracking.resolver import local_package
+
+        mv = self.version_to_load(uri)
+        return local_package(mv.storage_location, self.cache_dir, key=content_key(mv.checksums or {}))
+
+    def version_to_load(self, uri: str) -> ModelVersion:
+        """The READY version that ``uri`` names, recording the load (EXECUTE) in the audit log."""
+        from hangar.catalog import audit
         from hangar.uri import parse_model_uri
 
         parsed = parse_model_uri(uri)
+        if parsed.scheme != "models" or parsed.name is None:
+            raise InvalidArgumentError(f"{uri!r} does not name a registered model version (models:/name/N or @alias)")
         mv = (self.get_version_by_alias(parsed.name, parsed.alias) if parsed.alias
               else self.get_model_version(parsed.name, parsed.version))
         if mv.status != READY:
             raise ModelPackageError(f"Version {mv.version} of {mv.full_name} is {mv.status} and cannot be loaded"
                                     + (f": {mv.status_message}" if mv.status_message else ""))
-        content_key = _content_key(mv.checksums or {})
-        path = local_package(mv.storage_location, self.cache_dir, key=content_key)
-        from hangar.catalog import audit
-
         audit.record(self.engine, actor=self.actor, action="LOAD_MODEL", securable_type="registered_model",
-                     securable=mv.full_name, details={"version": mv.version, "alias": parsed.alias})
-        return path
+                     securable=mv.full_name, details={"version": mv.version, "alias": parsed.alias},
+                     request_id=self.request_id)
+        return mv
 
 
 ALIAS_CHANNEL = "hangar_alias_moved"
@@ -323,7 +384,7 @@ def _notify_alias_moved(conn, full: str, alias: str) -> None:
         conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": ALIAS_CHANNEL, "payload": f"{full}@{alias}"})
 
 
-def _content_key(checksums: dict) -> str:
+def content_key(checksums: dict) -> str:
     import hashlib
 
     return hashlib.sha256(json.dumps(checksums, sort_keys=True).encode()).hexdigest()[:32]

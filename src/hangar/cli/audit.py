@@ -28,6 +28,17 @@ def _connection():
         store.close()
 
 
+@contextlib.contextmanager
+def _client():
+    from hangar.catalog.client import Client
+
+    c = Client()
+    try:
+        yield c
+    finally:
+        c.store.close()
+
+
 def parse_time(value: str, now_ms: int | None = None) -> int:
     """Milliseconds since the epoch for '1h', '7d', '30m', '2w', '45s' (ago), an ISO date or time
     (UTC unless it names an offset) or a number of milliseconds."""
@@ -70,11 +81,9 @@ def audit():
 @json_option
 def list_(securable, action, actor, since, until, limit, oldest_first, as_json):
     """List audit records, newest first."""
-    from hangar.catalog import audit as log
-
-    with _connection() as conn:
-        found = log.list_records(conn, under=securable, action=action, actor=actor, since_ms=since, until_ms=until,
-                                 limit=limit, descending=not oldest_first)
+    with _client() as c:  # the local store, or a server (HANGAR_TRACKING_URI=http://...)
+        found = c.list_audit(under=securable, action=action, actor=actor, since_ms=since, until_ms=until,
+                             limit=limit, descending=not oldest_first)
     if as_json:
         return emit_json(found)
     table("audit log", ["seq", "time (UTC)", "actor", "action", "securable", "outcome", "details"],
@@ -88,10 +97,8 @@ def list_(securable, action, actor, since, until, limit, oldest_first, as_json):
 @json_option
 def verify(anchor, as_json):
     """Recompute every record's hash and check every link; exit 1 if the log was altered."""
-    from hangar.catalog import audit as log
-
-    with _connection() as conn:
-        result = log.verify(conn, anchor=anchor)
+    with _client() as c:
+        result = c.verify_audit(anchor)
     if as_json:
         emit_json(result)
     elif result.ok:

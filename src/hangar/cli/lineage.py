@@ -55,17 +55,13 @@ def lineage(node_type, node_id, direction, max_depth, as_json):
     runs:/<run-id>."""
     from rich.console import Console
 
-    from hangar.catalog import lineage as lin
-    from hangar.tracking.client import Client
+    from hangar.catalog.client import Client
 
-    store = Client().store
+    c = Client()  # the local store, or a server (HANGAR_TRACKING_URI=http://...)
     try:
-        with store.engine.connect() as conn:
-            if node_id is None:
-                node_type, node_id = lin.resolve_entity(conn, node_type)
-            graph = lin.get_lineage(conn, node_type, node_id, direction=direction, max_depth=max_depth)
+        graph = c.get_lineage(node_type, direction=direction, max_depth=max_depth, entity_id=node_id)
     finally:
-        store.close()
+        c.store.close()
     if as_json:
         return emit_json(graph.to_dict())
     console = Console()

@@ -16,13 +16,17 @@ from hangar.governance.authn import Identity
 class Access:
     """What one identity may do, evaluated against the store as it is now."""
 
-    def __init__(self, engine, identity: Identity):
+    def __init__(self, engine, identity: Identity, cache=None):
         self.engine = engine
         self.identity = identity
         self._owners: dict[tuple[str, str], str | None] = {}
         self._names: set[str] = set()
         self._grants: dict[tuple[str, str], set[str]] = {}
         if identity.superuser or identity.principal_id is None:
+            return
+        held = cache.views.get(identity.principal_id) if cache is not None else None
+        if held is not None:
+            self._names, self._grants = held  # read-only from here on
             return
         from sqlalchemy import select
 
@@ -34,6 +38,8 @@ class Access:
                               .scalars())
             for securable_type, securable, privilege in g.grants_of(conn, ids):
                 self._grants.setdefault((securable_type, securable), set()).add(privilege)
+        if cache is not None:  # (refreshed by this request's authentication, moments ago)
+            cache.views[identity.principal_id] = (self._names, self._grants)
 
     # -- owners ------------------------------------------------------------------------
     def prime_owner(self, securable_type: str, securable: str, owner: str | None) -> None:

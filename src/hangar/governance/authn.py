@@ -45,8 +45,9 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
 class BearerTokenAuthenticator:
     """Personal access tokens from ``hangar.governance.tokens``."""
 
-    def __init__(self, engine):
+    def __init__(self, engine, cache=None):
         self.engine = engine
+        self.cache = cache  # a GovernanceCache: one query a request instead of several
 
     def authenticate(self, headers: Mapping[str, str]) -> Identity:
         from hangar.governance import tokens
@@ -54,12 +55,37 @@ class BearerTokenAuthenticator:
         token = bearer_token(headers)
         if token is None:
             raise UnauthenticatedError(GENERIC_401)
-        with self.engine.connect() as conn:
-            owner = tokens.lookup(conn, token)
+        if self.cache is None:
+            with self.engine.connect() as conn:
+                owner = tokens.lookup(conn, token)
+        else:
+            owner = self._cached_lookup(token)
         if owner is None:
             raise UnauthenticatedError(GENERIC_401)
-        tokens.touch(self.engine, owner.token_id, owner.last_used_at)
+        if tokens.touch(self.engine, owner.token_id, owner.last_used_at) and self.cache is not None:
+            self.cache.tokens.pop(tokens.digest(token), None)
         return Identity(owner.name, owner.principal_id, owner.kind, token_id=owner.token_id)
+
+    def _cached_lookup(self, token: str):
+        from hangar.governance import tokens
+        from hangar.store.transactions import now_ms
+
+        if not tokens.well_formed(token):
+            return None
+        key = tokens.digest(token)
+        self.cache.refresh(self.engine)
+        held = self.cache.tokens.get(key)
+        if held is None:
+            with self.engine.connect() as conn:
+                owner = tokens.lookup(conn, token)
+                if owner is None:
+                    return None
+                held = (owner, tokens.expires_at(conn, owner.token_id))
+                self.cache.tokens[key] = held
+        owner, expires_at = held
+        if expires_at is not None and expires_at <= now_ms():
+            return None
+        return owner
 
 
 class NoAuthAuthenticator:

@@ -140,10 +140,16 @@ def lookup(conn, token: str, now: int | None = None) -> TokenOwner | None:
     return TokenOwner(row.pid, row.name, row.kind, row.id, row.last_used_at)
 
 
-def touch(engine, token_id: str, last_used_at: int | None) -> None:
-    """Record use, at most once per ``LAST_USED_RESOLUTION_MS`` (a write per request would cost more)."""
+def touch(engine, token_id: str, last_used_at: int | None) -> bool:
+    """Record use, at most once per ``LAST_USED_RESOLUTION_MS`` (a write per request would cost more);
+    whether it wrote."""
     ts = now_ms()
     if last_used_at is not None and ts - last_used_at < LAST_USED_RESOLUTION_MS:
-        return
+        return False
     with write_transaction(engine) as conn:
         conn.execute(update(t.tokens).where(t.tokens.c.id == token_id).values(last_used_at=ts))
+    return True
+
+
+def expires_at(conn, token_id: str) -> int | None:
+    return conn.execute(select(t.tokens.c.expires_at).where(t.tokens.c.id == token_id)).scalar()

@@ -51,6 +51,8 @@ def _error(exc: HangarError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"}
     elif exc.http_status >= 500:
         body["message"] = "Internal server error"
+    if getattr(exc, "retry_after", None) and exc.http_status in (429, 503):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
 
@@ -79,12 +81,17 @@ def open_services(config: ServerConfig) -> Services:
     tracking = SqlTrackingStore(config.store_uri, config.artifact_root)
     registry = SqlRegistry(tracking, actor="server", cache_dir=config.home_path / "cache")
     if config.auth:
-        authenticator = BearerTokenAuthenticator(tracking.engine)
+        from hangar.governance.cache import GovernanceCache
+
+        authenticator = BearerTokenAuthenticator(tracking.engine, GovernanceCache())
     else:
         from hangar.config import local_user
 
         authenticator = NoAuthAuthenticator(local_user())
-    return Services(config, tracking, registry, authenticator)
+    from hangar.server.ratelimit import FailedAuthLimiter
+
+    limiter = FailedAuthLimiter(config.auth_failure_limit, config.auth_failure_window) if config.auth else None
+    return Services(config, tracking, registry, authenticator, limiter)
 
 
 def build_app(config: ServerConfig, services: Services | None = None) -> Starlette:

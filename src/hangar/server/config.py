@@ -11,6 +11,7 @@ from hangar.errors import InvalidArgumentError
 
 CONFIG_ENV = "HANGAR_SERVER_CONFIG"  # how the parent hands the config to spawned workers
 MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_UPLOAD_BYTES = 20 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,10 @@ class ServerConfig:
     workers: int = 1
     auth: bool = True
     log_level: str = "info"
-    max_body_bytes: int = MAX_BODY_BYTES
+    max_body_bytes: int = MAX_BODY_BYTES  # JSON requests
+    max_upload_bytes: int = MAX_UPLOAD_BYTES  # one artifact file
+    auth_failure_limit: int = 20  # bad tokens per client address ...
+    auth_failure_window: float = 60.0  # ... within this many seconds, then 429
 
     @classmethod
     def from_settings(cls, settings, **overrides) -> ServerConfig:

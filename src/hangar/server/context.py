@@ -17,6 +17,7 @@ class Services:
     tracking: Any  # SqlTrackingStore
     registry: Any  # SqlRegistry (actor replaced per request)
     authenticator: Any
+    limiter: Any = None  # FailedAuthLimiter
 
     @property
     def engine(self):
@@ -31,6 +32,7 @@ class RequestContext:
     body: dict
     request_id: str
     headers: Any = None
+    client_host: str = "-"
     identity: Identity | None = None
     access: Access | None = None
     _registry: Any = field(default=None, repr=False)

@@ -16,7 +16,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hangar.catalog import audit
-from hangar.errors import InvalidArgumentError, MalformedRequestError, PermissionDeniedError
+from hangar.errors import (
+    InvalidArgumentError,
+    MalformedRequestError,
+    PermissionDeniedError,
+    TooManyRequestsError,
+    UnauthenticatedError,
+)
 from hangar.governance import privileges as pv
 from hangar.governance.access import Access
 from hangar.server.context import RequestContext, Services
@@ -55,8 +61,8 @@ def authorize(route: Route, ctx: RequestContext) -> None:
     if route.requires is PUBLIC:
         return
     services = ctx.services
-    ctx.identity = services.authenticator.authenticate(ctx.headers)
-    ctx.access = Access(services.engine, ctx.identity)
+    ctx.identity = _authenticate(services, ctx)
+    ctx.access = Access(services.engine, ctx.identity, getattr(services.authenticator, "cache", None))
     req = route.requires
     if not isinstance(req, Requires):
         return  # AUTHENTICATED: the handler filters or scopes to the caller
@@ -70,6 +76,21 @@ def authorize(route: Route, ctx: RequestContext) -> None:
         allowed = ctx.access.check(securable_type, securable, req.privilege)
     if not allowed:
         raise _denied(route, ctx, securable_type, securable)
+
+
+def _authenticate(services, ctx: RequestContext):
+    limiter = services.limiter
+    if limiter is None:
+        return services.authenticator.authenticate(ctx.headers)
+    wait = limiter.retry_after(ctx.client_host)
+    if wait is not None:
+        raise TooManyRequestsError(f"Too many failed authentications from this address; retry in {wait} s", wait)
+    try:
+        return services.authenticator.authenticate(ctx.headers)
+    except UnauthenticatedError:
+        if ctx.headers is not None and ctx.headers.get("authorization"):
+            limiter.failed(ctx.client_host)  # a wrong token, not a forgotten one
+        raise
 
 
 def _respond(route: Route, result) -> Response:
@@ -86,7 +107,7 @@ def _run(route: Route, ctx: RequestContext) -> Response:
 def endpoint(route: Route, services: Services):
     async def call(request: Request) -> Response:
         body = {}
-        if route.method in _BODY_METHODS:
+        if route.method in _BODY_METHODS and not route.streaming:
             body = await read_json(request, services.config.max_body_bytes)
         query = dict(request.query_params)
         for key in request.query_params:
@@ -94,7 +115,11 @@ def endpoint(route: Route, services: Services):
             if len(values) > 1:
                 raise InvalidArgumentError(f"Query parameter {key!r} was given {len(values)} times; give it once")
         ctx = RequestContext(services, dict(request.path_params), query, body,
-                             request.scope.get("state", {}).get("request_id") or "-", headers=request.headers)
+                             request.scope.get("state", {}).get("request_id") or "-", headers=request.headers,
+                             client_host=request.client.host if request.client else "-")
+        if route.streaming:
+            await anyio.to_thread.run_sync(authorize, route, ctx)
+            return await route.handler(ctx, request)
         return await anyio.to_thread.run_sync(_run, route, ctx)
 
     call.__name__ = route.name

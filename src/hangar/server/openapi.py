@@ -6,7 +6,7 @@ import re
 
 from hangar.server.spec import Requires
 
-_PARAM = re.compile(r"{(\w+)}")
+_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 _ERROR = {"type": "object", "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}},
           "required": ["error_code", "message"]}
 
@@ -37,9 +37,11 @@ def build() -> dict:
         }
         if isinstance(route.requires, Requires) or route.requires.name == "AUTHENTICATED":
             op["security"] = [{"bearer": []}]
-        if route.method in ("POST", "PUT", "PATCH"):
+        if route.streaming and route.method == "PUT":
+            op["requestBody"] = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+        elif route.method in ("POST", "PUT", "PATCH"):
             op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
-        paths.setdefault(route.path, {})[route.method.lower()] = op
+        paths.setdefault(_PARAM.sub(r"{\1}", route.path), {})[route.method.lower()] = op
     return {"openapi": "3.1.0", "info": {"title": "Hangar server", "version": __version__}, "paths": paths,
             "components": {"schemas": {"Error": _ERROR},
                            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}}

@@ -10,6 +10,7 @@ from hangar.governance.privileges import (
     APPLY_TAG,
     CATALOG,
     CREATE_MODEL,
+    CREATE_MODEL_VERSION,
     CREATE_SCHEMA,
     EDIT,
     EXECUTE,
@@ -23,7 +24,18 @@ from hangar.governance.privileges import (
     USE_SCHEMA,
 )
 from hangar.server import securables as s
-from hangar.server.handlers import catalogs, governance, meta, models, tracking
+from hangar.server.handlers import (
+    artifacts,
+    catalogs,
+    experiments,
+    governance,
+    lineage,
+    logged_models,
+    meta,
+    models,
+    registration,
+    runs,
+)
 from hangar.server.spec import AUTHENTICATED, PUBLIC, Requires, Route
 
 V1 = "/api/v1"
@@ -37,6 +49,19 @@ def _model(privilege: str) -> Requires:
 
 def _run(privilege: str) -> Requires:
     return Requires(EXPERIMENT, s.experiment_of_run, privilege, "the experiment of the run {run_id}")
+
+
+def _exp(privilege: str) -> Requires:
+    return Requires(EXPERIMENT, s.experiment_in_path, privilege, "the experiment {experiment_id}")
+
+
+def _lm(privilege: str) -> Requires:
+    return Requires(EXPERIMENT, s.experiment_of_logged_model, privilege, "the experiment of the logged model {model_id}")
+
+
+_ART = f"{V1}/artifacts"
+_RUN_ART, _LM_ART, _MV_ART = f"{_ART}/runs/{{run_id}}", f"{_ART}/logged-models/{{model_id}}", \
+    f"{_ART}/models/{{name}}/versions/{{version}}"
 
 
 ROUTES: tuple[Route, ...] = (
@@ -118,19 +143,76 @@ ROUTES: tuple[Route, ...] = (
     Route("SET_ALIAS", "PUT", f"{V1}/models/{{name}}/aliases/{{alias}}", models.set_alias, _model(MANAGE)),
     Route("DELETE_ALIAS", "DELETE", f"{V1}/models/{{name}}/aliases/{{alias}}", models.delete_alias, _model(MANAGE)),
     Route("ALIAS_HISTORY", "GET", f"{V1}/models/{{name}}/alias-history", models.alias_history, _model(EXECUTE)),
-    # experiments and runs
-    Route("CREATE_EXPERIMENT", "POST", f"{V1}/experiments", tracking.create_experiment, AUTHENTICATED, 201,
+    Route("CREATE_VERSION", "POST", f"{V1}/models/{{name}}/versions", registration.create_version,
+          _model(CREATE_MODEL_VERSION), 201, "A PENDING version; upload its files, then finalize it"),
+    Route("FINALIZE_VERSION", "POST", f"{V1}/models/{{name}}/versions/{{version}}/finalize",
+          registration.finalize_version, _model(CREATE_MODEL_VERSION),
+          summary="READY (the server computes and checks the checksums) or FAILED"),
+    Route("LOAD_VERSION", "GET", f"{V1}/models/{{name}}/load", registration.load_version, _model(EXECUTE),
+          summary="The READY version to load (?version= or ?alias=); audited as LOAD_MODEL"),
+    # lineage and audit
+    Route("GET_LINEAGE", "GET", f"{V1}/lineage", lineage.get_lineage, AUTHENTICATED,
+          summary="Lineage around ?entity= (a URI or type with ?entity_id=), limited to what the caller may see"),
+    Route("VERIFY_AUDIT", "GET", f"{V1}/audit/verify", governance.verify_audit, _META,
+          summary="Check the audit log's hash chain (?anchor=SEQ:HASH)"),
+    # experiments
+    Route("CREATE_EXPERIMENT", "POST", f"{V1}/experiments", experiments.create_experiment, AUTHENTICATED, 201,
           "Create an experiment; the caller owns it"),
-    Route("SEARCH_EXPERIMENTS", "POST", f"{V1}/experiments/search", tracking.search_experiments, AUTHENTICATED,
+    Route("SEARCH_EXPERIMENTS", "POST", f"{V1}/experiments/search", experiments.search_experiments, AUTHENTICATED,
           summary="Experiments the caller may READ"),
-    Route("GET_EXPERIMENT", "GET", f"{V1}/experiments/{{experiment_id}}", tracking.get_experiment,
-          Requires(EXPERIMENT, s.path("experiment_id"), READ, "the experiment {experiment_id}")),
-    Route("CREATE_RUN", "POST", f"{V1}/runs", tracking.create_run,
+    Route("GET_EXPERIMENT_BY_NAME", "GET", f"{V1}/experiment-by-name", experiments.get_experiment_by_name,
+          AUTHENTICATED, summary="The experiment ?name= if the caller may READ it, else null"),
+    Route("GET_EXPERIMENT", "GET", f"{V1}/experiments/{{experiment_id}}", experiments.get_experiment, _exp(READ)),
+    Route("DELETE_EXPERIMENT", "DELETE", f"{V1}/experiments/{{experiment_id}}", experiments.delete_experiment,
+          _exp(MANAGE)),
+    Route("RESTORE_EXPERIMENT", "POST", f"{V1}/experiments/{{experiment_id}}/restore", experiments.restore_experiment,
+          _exp(MANAGE)),
+    Route("SET_EXPERIMENT_TAG", "POST", f"{V1}/experiments/{{experiment_id}}/tags", experiments.set_experiment_tag,
+          _exp(EDIT)),
+    # runs
+    Route("CREATE_RUN", "POST", f"{V1}/runs", runs.create_run,
           Requires(EXPERIMENT, s.experiment_in_body, EDIT, "the body's experiment_id"), 201),
-    Route("SEARCH_RUNS", "POST", f"{V1}/runs/search", tracking.search_runs, AUTHENTICATED,
+    Route("SEARCH_RUNS", "POST", f"{V1}/runs/search", runs.search_runs, AUTHENTICATED,
           summary="Runs of the requested experiments that the caller may READ"),
-    Route("GET_RUN", "GET", f"{V1}/runs/{{run_id}}", tracking.get_run, _run(READ)),
-    Route("UPDATE_RUN", "PATCH", f"{V1}/runs/{{run_id}}", tracking.update_run, _run(EDIT)),
-    Route("LOG_BATCH", "POST", f"{V1}/runs/{{run_id}}/log-batch", tracking.log_batch, _run(EDIT)),
-    Route("METRIC_HISTORY", "GET", f"{V1}/runs/{{run_id}}/metrics/{{key}}", tracking.metric_history, _run(READ)),
+    Route("GET_RUN", "GET", f"{V1}/runs/{{run_id}}", runs.get_run, _run(READ)),
+    Route("UPDATE_RUN", "PATCH", f"{V1}/runs/{{run_id}}", runs.update_run, _run(EDIT)),
+    Route("DELETE_RUN", "DELETE", f"{V1}/runs/{{run_id}}", runs.delete_run, _run(EDIT)),
+    Route("RESTORE_RUN", "POST", f"{V1}/runs/{{run_id}}/restore", runs.restore_run, _run(EDIT)),
+    Route("LOG_BATCH", "POST", f"{V1}/runs/{{run_id}}/log-batch", runs.log_batch, _run(EDIT)),
+    Route("LOG_PARAM", "POST", f"{V1}/runs/{{run_id}}/params", runs.log_param, _run(EDIT)),
+    Route("LOG_METRIC", "POST", f"{V1}/runs/{{run_id}}/metrics", runs.log_metric, _run(EDIT)),
+    Route("SET_TAG", "POST", f"{V1}/runs/{{run_id}}/tags", runs.set_tag, _run(EDIT)),
+    Route("DELETE_TAG", "DELETE", f"{V1}/runs/{{run_id}}/tags", runs.delete_tag, _run(EDIT), summary="?key="),
+    Route("LOG_INPUTS", "POST", f"{V1}/runs/{{run_id}}/inputs", runs.log_inputs, _run(EDIT)),
+    Route("METRIC_HISTORY", "GET", f"{V1}/runs/{{run_id}}/metrics/{{key:path}}", runs.metric_history, _run(READ)),
+    Route("FIND_LOGGED_MODEL", "GET", f"{V1}/runs/{{run_id}}/logged-models/{{name}}", logged_models.find_logged_model,
+          _run(READ), summary="The newest READY logged model of that name from the run, or null"),
+    # logged models
+    Route("CREATE_LOGGED_MODEL", "POST", f"{V1}/logged-models", logged_models.create_logged_model,
+          Requires(EXPERIMENT, s.experiment_in_body, EDIT, "the body's experiment_id"), 201),
+    Route("SEARCH_LOGGED_MODELS", "POST", f"{V1}/logged-models/search", logged_models.search_logged_models,
+          AUTHENTICATED, summary="Logged models of the requested experiments that the caller may READ"),
+    Route("GET_LOGGED_MODEL", "GET", f"{V1}/logged-models/{{model_id}}", logged_models.get_logged_model, _lm(READ)),
+    Route("FINALIZE_LOGGED_MODEL", "POST", f"{V1}/logged-models/{{model_id}}/finalize",
+          logged_models.finalize_logged_model, _lm(EDIT)),
+    Route("SET_LOGGED_MODEL_TAGS", "POST", f"{V1}/logged-models/{{model_id}}/tags", logged_models.set_logged_model_tags,
+          _lm(EDIT)),
+    Route("LOG_LOGGED_MODEL_METRICS", "POST", f"{V1}/logged-models/{{model_id}}/metrics",
+          logged_models.log_logged_model_metrics, _lm(EDIT)),
+    # artifacts: streamed, Range on downloads, bounded uploads
+    Route("LIST_RUN_ARTIFACTS", "GET", f"{_RUN_ART}/list", artifacts.lister("run"), _run(READ)),
+    Route("DOWNLOAD_RUN_ARTIFACT", "GET", f"{_RUN_ART}/files/{{path:path}}", artifacts.downloader("run"), _run(READ),
+          streaming=True),
+    Route("UPLOAD_RUN_ARTIFACT", "PUT", f"{_RUN_ART}/files/{{path:path}}", artifacts.uploader("run"), _run(EDIT),
+          streaming=True),
+    Route("LIST_LOGGED_MODEL_ARTIFACTS", "GET", f"{_LM_ART}/list", artifacts.lister("logged_model"), _lm(READ)),
+    Route("DOWNLOAD_LOGGED_MODEL_ARTIFACT", "GET", f"{_LM_ART}/files/{{path:path}}", artifacts.downloader("logged_model"),
+          _lm(READ), streaming=True),
+    Route("UPLOAD_LOGGED_MODEL_ARTIFACT", "PUT", f"{_LM_ART}/files/{{path:path}}", artifacts.uploader("logged_model"),
+          _lm(EDIT), streaming=True, summary="Only while the logged model is PENDING"),
+    Route("LIST_VERSION_ARTIFACTS", "GET", f"{_MV_ART}/list", artifacts.lister("version"), _model(EXECUTE)),
+    Route("DOWNLOAD_VERSION_ARTIFACT", "GET", f"{_MV_ART}/files/{{path:path}}", artifacts.downloader("version"),
+          _model(EXECUTE), streaming=True),
+    Route("UPLOAD_VERSION_ARTIFACT", "PUT", f"{_MV_ART}/files/{{path:path}}", artifacts.uploader("version"),
+          _model(CREATE_MODEL_VERSION), streaming=True, summary="Only while the version is PENDING"),
 )

@@ -60,3 +60,21 @@ def experiment_of_run(ctx) -> str | None:
 
 def securable_type_in_path(ctx) -> str:
     return pv.check_securable_type(ctx.path_params["securable_type"])
+
+
+def experiment_in_path(ctx) -> str | None:
+    """The experiment ``{experiment_id}``; None for an id that is not a number (the store says why)."""
+    value = ctx.path_params["experiment_id"]
+    return value if value.isdigit() and len(value) <= 18 else None
+
+
+def experiment_of_logged_model(ctx) -> str | None:
+    """The experiment of the logged model ``{model_id}``; None when there is no such model."""
+    from sqlalchemy import select
+
+    from hangar.store import schema as t
+
+    with ctx.engine.connect() as conn:
+        eid = conn.execute(select(t.logged_models.c.experiment_id).where(
+            t.logged_models.c.model_id == ctx.path_params["model_id"])).scalar()
+    return None if eid is None else str(eid)

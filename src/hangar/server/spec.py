@@ -45,3 +45,4 @@ class Route:
     requires: Requires | _Marker
     status: int = 200
     summary: str = ""
+    streaming: bool = False  # the handler is async, takes (ctx, request) and reads or writes the body itself

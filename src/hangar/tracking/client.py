@@ -16,14 +16,16 @@ from hangar.tracking.sql_store import SqlTrackingStore
 
 
 def open_store(tracking_uri: str | None = None, artifact_root: str | None = None,
-               settings: Settings | None = None) -> SqlTrackingStore:
+               settings: Settings | None = None):
+    """A ``SqlTrackingStore`` for a database URI or path; a ``RestTrackingStore`` for ``http(s)://``
+    (a Hangar server: ``artifact_root`` is then the server's business and is ignored)."""
     settings = settings or Settings.from_env()
-    uri = tracking_uri or settings.store_uri
+    uri = os.fspath(tracking_uri) if tracking_uri else settings.store_uri
     if uri.startswith(("http://", "https://")):
-        raise InvalidArgumentError(
-            f"Tracking URI {uri!r} names a Hangar server, which is not built yet; use a store URI "
-            "(sqlite:///path/hangar.db or postgresql://...)"
-        )
+        from hangar.remote import token_for
+        from hangar.tracking.rest_store import RestTrackingStore
+
+        return RestTrackingStore(uri, token_for(settings, uri))
     if "://" not in uri and not uri.startswith("sqlite:"):
         uri = f"sqlite:///{Path(uri).expanduser().absolute()}"
     return SqlTrackingStore(uri, artifact_root or settings.artifacts_uri)
@@ -124,9 +126,7 @@ class Client:
 
     # -- artifacts ---------------------------------------------------------------------
     def artifact_repository(self, run_id: str):
-        from hangar.artifacts import get_artifact_repository
-
-        return get_artifact_repository(self.store.get_run(run_id).info.artifact_uri)
+        return self.store.run_artifacts(run_id)
 
     def log_artifact(self, run_id: str, local_path: str | os.PathLike, artifact_path: str | None = None) -> None:
         path = Path(local_path)

@@ -22,7 +22,8 @@ _runs: contextvars.ContextVar[tuple] = contextvars.ContextVar("hangar_runs", def
 
 
 def set_tracking_uri(uri: str | os.PathLike | None) -> None:
-    """Use this store (``sqlite:///...``, ``postgresql://...``, a path) from now on in this context."""
+    """Use this store (``sqlite:///...``, ``postgresql://...``, a path, or a server ``http://...``) from now on in
+    this context."""
     _tracking_uri.set(os.fspath(uri) if uri is not None else None)
     _client.set(None)
     _experiment_id.set(None)

@@ -38,7 +38,6 @@ class ModelInfo:
 def log_model(save_model: Callable, name: str, *args: Any, params: dict | None = None, tags: dict | None = None,
               run_id: str | None = None, client=None, **kwargs: Any) -> ModelInfo:
     """Call ``save_model(path, *args, **kwargs)`` and store the package as a logged model."""
-    from hangar.artifacts import get_artifact_repository
     from hangar.models.manifest import Manifest
     from hangar.tracking import fluent
 
@@ -50,7 +49,7 @@ def log_model(save_model: Callable, name: str, *args: Any, params: dict | None =
         with tempfile.TemporaryDirectory(prefix="hangar-log-model-") as tmp:
             package = Path(save_model(Path(tmp) / "model", *args, **kwargs))
             flavors = list(Manifest.read(package).flavors)
-            get_artifact_repository(lm.artifact_location).log_artifacts(package, None)
+            c.store.logged_model_artifacts(lm.model_id).log_artifacts(package, None)
         lm = c.store.finalize_logged_model(lm.model_id, READY, flavors=flavors)
     except BaseException:
         try:

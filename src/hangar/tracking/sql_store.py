@@ -50,6 +50,8 @@ def _newer(table, excluded):
 class SqlTrackingStore(LoggedModelsMixin):
     """Experiments, runs, params, metrics, tags, datasets and logged models in one database."""
 
+    remote = False  # the REST store (tracking.rest_store) says True
+
     def __init__(self, uri: str, artifact_root: str):
         self.uri = uri
         self.artifact_root = str(artifact_root).rstrip("/")
@@ -68,6 +70,18 @@ class SqlTrackingStore(LoggedModelsMixin):
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def run_artifacts(self, run_id: str):
+        """The artifact repository of a run."""
+        from hangar.artifacts import get_artifact_repository
+
+        return get_artifact_repository(self.get_run(run_id).info.artifact_uri)
+
+    def logged_model_artifacts(self, model_id: str):
+        """The artifact repository holding a logged model's package."""
+        from hangar.artifacts import get_artifact_repository
+
+        return get_artifact_repository(self.get_logged_model(model_id).artifact_location)
 
     def _statements(self, conn) -> dict:
         """The hot path's statements, built once per store (building costs more than running)."""

@@ -122,6 +122,8 @@ def list_audit(ctx):
     q = ctx.query
     with ctx.engine.connect() as conn:
         records = audit.list_records(conn, securable=q.get("securable") or None, under=q.get("under") or None,
+                                     securable_prefix=q.get("securable_prefix") or None,
+                                     descending=q.get("descending", "true") != "false",
                                      action=q.get("action") or None, actor=q.get("actor") or None,
                                      since_ms=int_param(q.get("since_ms"), "since_ms", None, 0, 10**15),
                                      until_ms=int_param(q.get("until_ms"), "until_ms", None, 0, 10**15),
@@ -129,3 +131,11 @@ def list_audit(ctx):
     if not ctx.access.is_admin():
         records = [r for r in records if _may_read_audit(ctx.access, r)]
     return {"records": records}
+
+
+def verify_audit(ctx):
+    from hangar.catalog import audit
+
+    with ctx.engine.connect() as conn:
+        anchor = ctx.query.get("anchor")
+        return audit.verify(conn, anchor=anchor) if anchor else audit.verify(conn)

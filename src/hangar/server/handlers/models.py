@@ -24,11 +24,24 @@ def create_model(ctx):
                                                 str_field(ctx.body, "comment", False), _tags(ctx.body))
 
 
+def _json_tags(q) -> dict | None:
+    import json
+
+    raw = q.get("tags")
+    if not raw:
+        return None
+    try:
+        return _tags({"tags": json.loads(raw)})
+    except ValueError:
+        raise InvalidArgumentError("?tags= must be a JSON object of tag values") from None
+
+
 def search_models(ctx):
     q = ctx.query
     found = []
     for m in ctx.registry.search_registered_models(
             catalog=q.get("catalog") or None, schema=q.get("schema") or None, name_like=q.get("name_like") or None,
+            tags=_json_tags(q),
             alias=q.get("alias") or None, max_results=int_param(q.get("max_results"), "max_results", 1000, 1, 50000),
             filter_string=q.get("filter") or None):
         ctx.access.prime_owner(pv.REGISTERED_MODEL, m.full_name, m.owner)
@@ -63,7 +76,8 @@ def delete_model_tag(ctx):
 def list_versions(ctx):
     q = ctx.query
     return {"model_versions": ctx.registry.search_model_versions(
-        _name(ctx), status=q.get("status") or None, filter_string=q.get("filter") or None)}
+        _name(ctx), status=q.get("status") or None, tags=_json_tags(q), include_deleted=q.get("include_deleted") == "true",
+        filter_string=q.get("filter") or None)}
 
 
 def get_version(ctx):

@@ -1,0 +1,235 @@
+"""The Python client through a real server: artifacts (streamed, Range, size limit, traversal),
+loading registered models with checksum verification, failed-token rate limiting, SQL-shaped
+filters, and the credentials file. On SQLite, auth on."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from server_fixtures import InThreadServer
+
+from hangar.errors import (
+    ConflictError,
+    CorruptPackageError,
+    InvalidArgumentError,
+    PayloadTooLargeError,
+    TooManyRequestsError,
+    UnauthenticatedError,
+)
+
+sys.path.insert(0, str(Path(__file__).parent / "assets"))
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """A server with small limits: 64 KiB per upload, 5 bad tokens per minute per address."""
+    from hangar.server.bootstrap import bootstrap
+    from hangar.server.config import ServerConfig
+
+    config = ServerConfig(store_uri=f"sqlite:///{tmp_path / 'server.db'}", artifact_root=str(tmp_path / "artifacts"),
+                          home=str(tmp_path / "server-home"), max_upload_bytes=64 * 1024, auth_failure_limit=5)
+    with InThreadServer(config) as server:
+        token = bootstrap(server.app.state.services.engine, config.home_path).read_text().strip()
+        monkeypatch.setenv("HANGAR_HOME", str(tmp_path / "client-home"))
+        monkeypatch.setenv("HANGAR_TOKEN", token)
+        server.token = token
+        yield server
+
+
+@pytest.fixture
+def client(hub):
+    from hangar.catalog.client import Client
+
+    c = Client(hub.url)
+    yield c
+    c.store.close()
+
+
+def _raw(hub, method: str, path: str, body: bytes | None = None) -> int:
+    """A request whose path goes on the wire exactly as written (no client-side normalisation)."""
+    host, port = hub.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request(method, path, body=body, headers={"Authorization": f"Bearer {hub.token}"})
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def test_artifacts_round_trip_streamed(client, tmp_path):
+    run = client.create_run().info.run_id
+    data = os.urandom(60 * 1024)
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    (tmp_path / "src" / "blob.bin").write_bytes(data)
+    (tmp_path / "src" / "sub" / "note.txt").write_text("hi")
+    client.log_artifacts(run, tmp_path / "src", "folder")
+    client.log_text(run, "hello", "greeting.txt")
+    client.log_dict(run, {"a": 1}, "conf/params.json")
+    assert [f.path for f in client.list_artifacts(run)] == ["conf", "folder", "greeting.txt"]
+    assert [(f.path, f.size) for f in client.list_artifacts(run, "folder")] == [("folder/blob.bin", len(data)),
+                                                                               ("folder/sub", None)]
+    out = client.download_artifacts(run, "folder", tmp_path / "dst")
+    assert (out / "blob.bin").read_bytes() == data and (out / "sub" / "note.txt").read_text() == "hi"
+    assert client.artifact_repository(run).read_text("greeting.txt") == "hello"
+    with pytest.raises(InvalidArgumentError):
+        client.artifact_repository(run).delete_artifacts("greeting.txt")
+
+
+def test_downloads_answer_ranges_206_and_416(client, hub):
+    run = client.create_run().info.run_id
+    data = bytes(range(256)) * 40
+    client.artifact_repository(run).write_bytes("d.bin", data)
+    url = f"{hub.url}/api/v1/artifacts/runs/{run}/files/d.bin"
+    auth = {"Authorization": f"Bearer {hub.token}"}
+    full = httpx.get(url, headers=auth)
+    assert full.status_code == 200 and full.content == data and full.headers["accept-ranges"] == "bytes"
+    for header, expected in [("bytes=10-19", data[10:20]), ("bytes=-5", data[-5:]), ("bytes=10000-", data[10000:]),
+                             ("bytes=0-99999", data)]:
+        r = httpx.get(url, headers={**auth, "Range": header})
+        assert r.status_code == 206 and r.content == expected, header
+        start = len(data) - 5 if header == "bytes=-5" else int(header[6:].split("-")[0])
+        assert r.headers["content-range"] == f"bytes {start}-{start + len(expected) - 1}/{len(data)}"
+    first = httpx.get(url, headers={**auth, "Range": "bytes=0-4095"}).content  # a download resumed where it stopped
+    assert first + httpx.get(url, headers={**auth, "Range": f"bytes={len(first)}-"}).content == data
+    for bad in ("bytes=10240-", "bytes=20-10", "bytes=abc", "bytes=-0"):
+        r = httpx.get(url, headers={**auth, "Range": bad})
+        assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{len(data)}", bad
+
+
+def test_oversized_uploads_get_413_and_store_nothing(client, hub, tmp_path):
+    run = client.create_run().info.run_id
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(64 * 1024 + 1))
+    with pytest.raises(PayloadTooLargeError):
+        client.log_artifact(run, big)
+    url = f"{hub.url}/api/v1/artifacts/runs/{run}/files/chunked.bin"
+
+    def chunks():  # no Content-Length: the server counts as the body streams in
+        for _ in range(100):
+            yield b"x" * 1024
+
+    r = httpx.put(url, content=chunks(), headers={"Authorization": f"Bearer {hub.token}"})
+    assert r.status_code == 413 and r.json()["error_code"] == "PAYLOAD_TOO_LARGE"
+    assert client.list_artifacts(run) == []
+    assert not list((tmp_path / "server-home" / "server" / "uploads").iterdir())
+
+
+@pytest.mark.parametrize("path", ["../../escape.txt", "%2e%2e/%2e%2e/escape.txt", "%252e%252e/escape.txt",
+                                  "a/..%2F..%2Fescape.txt", "..%5Cescape.txt", "a\\..\\escape.txt", "/etc/passwd",
+                                  "%2Fetc%2Fpasswd"])
+def test_artifact_paths_cannot_escape(client, hub, tmp_path, path):
+    run = client.create_run().info.run_id
+    base = f"/api/v1/artifacts/runs/{run}/files/"
+    assert _raw(hub, "PUT", base + path, b"owned") in (400, 404)
+    assert _raw(hub, "GET", base + path) in (400, 404)
+    assert _raw(hub, "GET", f"/api/v1/artifacts/runs/{run}/list?path={path}") in (400, 404)
+    assert not [p for p in tmp_path.rglob("escape.txt")]
+    with pytest.raises(InvalidArgumentError):
+        client.artifact_repository(run).write_bytes(path.replace("%2F", "/"), b"owned")
+
+
+def test_load_model_through_the_server_verifies_checksums(client, hub, tmp_path, monkeypatch):
+    from hinted_model import HintedLen
+
+    import hangar.pyfunc as hp
+    from hangar.tracking import fluent
+
+    pkg = hp.save_model(tmp_path / "pkg", HintedLen(), input_example=["abc"])
+    mv = client.register_model(pkg, "assistant")
+    client.set_alias("assistant", "champion", 1)
+    assert mv.status == "READY" and set(mv.checksums) >= {"python_model.pkl"}
+    monkeypatch.setenv("HANGAR_TRACKING_URI", hub.url)
+    fluent.set_tracking_uri(None)
+    assert hp.load_model("models:/main.default.assistant@champion").predict(["abcd"]) == [4]
+    with pytest.raises(ConflictError, match="immutable"):
+        client.registry._files(mv.full_name, 1).write_bytes("python_model.pkl", b"evil")
+    stored = tmp_path / "artifacts" / "registry" / "main" / "default" / "assistant" / "1" / "python_model.pkl"
+    stored.write_bytes(stored.read_bytes() + b"tampered")
+    monkeypatch.setenv("HANGAR_HOME", str(tmp_path / "fresh-home"))  # an empty cache: the download is checked
+    fluent.set_tracking_uri(None)
+    with pytest.raises(CorruptPackageError, match="python_model.pkl"):
+        hp.load_model("models:/assistant/1")
+    fluent.set_tracking_uri(None)
+
+
+def test_failed_tokens_are_rate_limited_per_address(hub):
+    services = hub.app.state.services
+    bad = {"Authorization": "Bearer hgr_" + "A" * 43}
+    with httpx.Client(base_url=hub.url + "/api/v1") as http:
+        assert [http.get("/catalogs", headers=bad).status_code for _ in range(5)] == [401] * 5
+        r = http.get("/catalogs", headers=bad)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0 and r.json()["error_code"] == "RATE_LIMITED"
+        good = http.get("/catalogs", headers={"Authorization": f"Bearer {hub.token}"})
+        assert good.status_code == 429  # the address is blocked, whatever it sends, until the window passes
+        assert http.get("/catalogs").status_code == 429 and httpx.get(hub.url + "/health").status_code == 200
+    assert services.limiter.failures == 5 and services.limiter.blocked == 3
+    from hangar.tracking.rest_store import RestTrackingStore
+
+    with pytest.raises(TooManyRequestsError):
+        RestTrackingStore(hub.url, "wrong").get_experiment("0")
+
+
+def test_rate_limit_window_passes():
+    from hangar.server.ratelimit import FailedAuthLimiter
+
+    now = [0.0]
+    limiter = FailedAuthLimiter(limit=2, window=10, clock=lambda: now[0])
+    limiter.failed("a")
+    limiter.failed("a")
+    assert limiter.retry_after("a") == 10 and limiter.retry_after("b") is None
+    now[0] = 10.5
+    assert limiter.retry_after("a") is None
+
+
+@pytest.mark.parametrize("flt", ["params.x = 'a' OR 1=1", "params.x = 'a'; DROP TABLE runs; --",
+                                 "tags.\"x\" = '' OR ''='", "metrics.m > 0 UNION SELECT * FROM tokens"])
+def test_sql_shaped_filters_through_the_client_are_refused_or_harmless(client, flt):
+    run = client.create_run().info.run_id
+    client.log_param(run, "x", "b")
+    try:
+        runs, _ = client.search_runs("0", filter_string=flt)
+        assert runs == []
+    except InvalidArgumentError:
+        pass
+    assert client.search_registered_models(name_like="%' OR '1'='1") == []
+    with pytest.raises(InvalidArgumentError):
+        client.search_registered_models(filter_string="name = 'x' OR 1=1; DROP TABLE registered_models")
+    assert client.get_run(run).data.params == {"x": "b"}
+
+
+def test_token_from_the_credentials_file(hub, monkeypatch, tmp_path):
+    from hangar.catalog.client import Client
+    from hangar.config import Settings
+    from hangar.remote import write_credentials
+
+    monkeypatch.delenv("HANGAR_TOKEN")
+    with pytest.raises(UnauthenticatedError):
+        Client(hub.url).list_catalogs()
+    write_credentials(Settings.from_env(), hub.url, hub.token)
+    assert [c.name for c in Client(hub.url).list_catalogs()] == ["main"]
+
+
+def test_remembered_tokens_and_grants_follow_every_change_at_once(hub, client):
+    """The server memoises token lookups and grants while the audit log's head stays put; any
+    revocation (even one written straight to the store) takes effect on the very next request."""
+    from hangar.governance import grants, principals, tokens
+
+    engine = hub.app.state.services.engine
+    principals.create(engine, "carol", "user", actor="t")
+    made = tokens.create(engine, "carol", "t", actor="t")
+    client.create_registered_model("main.default.m")
+    for kind, name, privilege in [("catalog", "main", "USE_CATALOG"), ("schema", "main.default", "USE_SCHEMA"),
+                                  ("registered_model", "main.default.m", "EXECUTE")]:
+        grants.grant(engine, kind, name, "carol", privilege, actor="t")
+    with httpx.Client(base_url=hub.url + "/api/v1", headers={"Authorization": f"Bearer {made.token}"}) as http:
+        assert [http.get("/models/main.default.m").status_code for _ in range(3)] == [200] * 3
+        grants.revoke(engine, "registered_model", "main.default.m", "carol", "EXECUTE", actor="t")
+        assert http.get("/models/main.default.m").status_code == 403
+        grants.grant(engine, "registered_model", "main.default.m", "carol", "EXECUTE", actor="t")
+        assert http.get("/models/main.default.m").status_code == 200
+        tokens.revoke(engine, made.info.id, actor="t")
+        assert http.get("/models/main.default.m").status_code == 401
