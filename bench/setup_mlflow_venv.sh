@@ -17,11 +17,18 @@ fi
 
 if [[ -x "$venv/bin/python" ]]; then
     have="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mlflow"))' 2>/dev/null || true)"
-    if [[ "$have" == "$want" ]]; then
-        echo "mlflow $want already installed in $venv"
+    # Every other exact pin (pyspark, ...) must be installed at its version too.
+    if [[ "$have" == "$want" ]] && "$venv/bin/python" - "$req" <<'PYEOF' 2>/dev/null; then
+import importlib.metadata as m, re, sys
+for line in open(sys.argv[1]):
+    pin = re.match(r"\s*([A-Za-z0-9_.\-\[\]]+)==([^\s#]+)", line)
+    if pin and m.version(re.sub(r"\[.*\]", "", pin[1])) != pin[2]:
+        sys.exit(1)
+PYEOF
+        echo "mlflow $want (and the other pins) already installed in $venv"
         exit 0
     fi
-    echo "found $venv with mlflow '${have:-none}', installing $want"
+    echo "found $venv with mlflow '${have:-none}' or another pin missing, installing $req"
 else
     echo "creating $venv with $("$python" --version 2>&1)"
     "$python" -m venv "$venv"

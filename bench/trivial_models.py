@@ -1,4 +1,4 @@
-"""Trivial pyfunc models used by bench_startup.py.
+"""Trivial pyfunc models used by bench_startup.py, bench_serving.py and bench_batch.py.
 
 Each model returns the length of each input string. There are two variants per
 library:
@@ -22,6 +22,11 @@ for ``HangarLenModel`` imports ``hangar.pyfunc`` and nothing else, and asking fo
 found again by name (``trivial_models.HangarLenModel``), which is all that
 pickling by reference needs.
 
+``HangarSpinModel`` / ``MlflowSpinModel`` (dataframe variant, used by bench_batch.py's
+scaling case) are CPU-bound instead: each row costs ``SPIN_ITERS`` iterations of a
+pure-Python linear congruential step (about 1 ms here), holding the GIL throughout, and
+the prediction is the generator's last value seeded by the string's length.
+
 This module deliberately does not use ``from __future__ import annotations``.
 The type hints of the list variant are set explicitly as real ``list[str]`` /
 ``list[int]`` objects on the function's ``__annotations__``. That way
@@ -29,7 +34,11 @@ The type hints of the list variant are set explicitly as real ``list[str]`` /
 without evaluating any strings.
 """
 
-__all__ = ["HangarLenModel", "MlflowLenModel", "HangarListLenModel", "MlflowListLenModel", "lengths"]
+__all__ = ["HangarLenModel", "MlflowLenModel", "HangarListLenModel", "MlflowListLenModel", "HangarSpinModel",
+           "MlflowSpinModel", "SPIN_ITERS", "lengths", "spin"]
+
+# Iterations of spin() per row: about 1 ms of pure-Python work on the 2-vCPU bench VM.
+SPIN_ITERS = 7000
 
 # class name -> (library, variant)
 _CLASSES = {
@@ -37,6 +46,8 @@ _CLASSES = {
     "MlflowLenModel": ("mlflow", "dataframe"),
     "HangarListLenModel": ("hangar", "list"),
     "MlflowListLenModel": ("mlflow", "list"),
+    "HangarSpinModel": ("hangar", "spin"),
+    "MlflowSpinModel": ("mlflow", "spin"),
 }
 
 
@@ -56,6 +67,14 @@ def lengths(model_input):
     return [len(s) for s in model_input]
 
 
+def spin(seed, iterations=SPIN_ITERS):
+    """``iterations`` steps of a linear congruential generator: GIL-holding pure-Python work."""
+    x = seed
+    for _ in range(iterations):
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+    return x
+
+
 def _predict_function(variant):
     """A fresh ``predict`` function for one class (MLflow wraps ``predict`` per class)."""
     if variant == "list":
@@ -67,6 +86,11 @@ def _predict_function(variant):
             return [len(s) for s in model_input]
 
         predict.__annotations__ = {"model_input": list[str], "return": list[int]}
+    elif variant == "spin":
+
+        def predict(self, context, model_input, params=None):
+            return [spin(n) for n in lengths(model_input)]
+
     else:
 
         def predict(self, context, model_input, params=None):
@@ -90,6 +114,8 @@ def _make(name):
     doc = "Returns the length of each input string."
     if variant == "list":
         doc += " ``predict`` is type-hinted ``list[str] -> list[int]``."
+    elif variant == "spin":
+        doc = "Spends about 1 ms of GIL-holding Python work on each input string (``spin``)."
     cls = type(name, (PythonModel,), {"__module__": __name__, "__qualname__": name, "__doc__": doc,
                                       "predict": predict})
     globals()[name] = cls
