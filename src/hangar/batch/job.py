@@ -125,6 +125,36 @@ def run(model_uri: str | os.PathLike, input: str | os.PathLike, output: str | os
         raise BatchJobError("--output-column must be a non-empty name")
     workers = workers or default_workers()
     started = time.perf_counter()
+    _refuse_in_a_worker_bootstrap(workers, engine)
+    pool = None
+    if engine == "local" and workers > 1:  # workers start now, while the job is set up
+        from hangar.batch.local import ProcessEngine
+
+        pool = ProcessEngine(workers)
+    try:
+        return _run(model_uri, input, output, pool=pool, started=started, columns=columns, keep_columns=keep_columns,
+                    output_column=output_column, params=params, workers=workers, engine=engine, chunk_rows=chunk_rows,
+                    fail_fast=fail_fast, concurrency=concurrency, overwrite=overwrite, query=query, table=table,
+                    input_format=input_format, output_format=output_format, progress=progress, record=record,
+                    experiment=experiment)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _refuse_in_a_worker_bootstrap(workers: int, engine: str) -> None:
+    """A script without a main guard re-runs itself in every spawned worker; say so plainly."""
+    import multiprocessing
+
+    if engine == "local" and workers > 1 and multiprocessing.parent_process() is not None \
+            and getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise BatchJobError("hangar.batch.run with workers > 1 was called while a worker process imported the main "
+                            "script: put the call under `if __name__ == '__main__':`")
+
+
+def _run(model_uri, input, output, *, pool, started, columns, keep_columns, output_column, params, workers, engine,
+         chunk_rows, fail_fast, concurrency, overwrite, query, table, input_format, output_format, progress, record,
+         experiment) -> BatchResult:
     source = open_source(input, query=query, format=input_format)
     sink = open_sink(output, table=table, format=output_format)
 
@@ -172,7 +202,7 @@ def run(model_uri: str | os.PathLike, input: str | os.PathLike, output: str | os
 
     spec = ScoringSpec(columns=columns, keep_columns=keep_columns, output_column=output_column, params=params,
                        model_version=model.label, fail_fast=fail_fast, concurrency=concurrency)
-    runner = _engine(engine, loaded, model.path, spec, workers)
+    runner = pool.bind(model.path, spec) if pool is not None else _engine(engine, loaded, model.path, spec, workers)
     totals = ChunkStats()
     for stats in done.values():
         totals.add(stats)
@@ -245,11 +275,9 @@ def _engine(name: str, loaded, path: Path, spec: ScoringSpec, workers: int):
         from hangar.batch.engines.spark import SparkEngine
 
         return SparkEngine(path, spec, workers)
-    from hangar.batch.local import InlineEngine, ProcessEngine
+    from hangar.batch.local import InlineEngine
 
-    if loaded is not None:
-        return InlineEngine(loaded, spec)
-    return ProcessEngine(path, spec, workers)
+    return InlineEngine(loaded, spec)
 
 
 # -- recording ----------------------------------------------------------------------------------

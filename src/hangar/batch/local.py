@@ -30,34 +30,58 @@ class InlineEngine:
         pass
 
 
-def _init_worker(package_path: str, spec: ScoringSpec) -> None:
+def _warm_worker() -> None:
+    """Runs once in each new worker: the heavy imports, while the parent still sets the job up."""
+    import pandas  # noqa: F401
+    import pyarrow  # noqa: F401
+
+    import hangar.pyfunc  # noqa: F401
+
+
+def _score_in_worker(package_path: str, spec: ScoringSpec, chunk_id: int, table) -> tuple[int, Any, ChunkStats]:
     global _worker_scorer
-    import hangar.pyfunc
+    if _worker_scorer is None:  # the model loads once per worker, with its first chunk
+        import hangar.pyfunc
 
-    _worker_scorer = ChunkScorer(hangar.pyfunc.load_model(package_path), spec)
-
-
-def _score_in_worker(chunk_id: int, table) -> tuple[int, Any, ChunkStats]:
+        _worker_scorer = ChunkScorer(hangar.pyfunc.load_model(package_path), spec)
     out, stats = _worker_scorer.score(table)
     return chunk_id, out, stats
 
 
 class ProcessEngine:
-    """``workers`` processes (spawned, so no lock or thread is inherited half-way)."""
+    """``workers`` processes, spawned (so no lock or thread is inherited half-way) as soon as the
+    job starts, so that their start-up overlaps the parent's; :meth:`bind` names the model."""
 
     name = "local"
 
-    def __init__(self, package_path: str, spec: ScoringSpec, workers: int):
+    def __init__(self, workers: int):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         self.workers = workers
+        self.package_path: str | None = None
+        self.spec: ScoringSpec | None = None
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_init_worker, initargs=(str(package_path), spec))
+                                        initializer=_warm_worker)
+        for _ in range(workers):  # start them all now
+            self.pool.submit(int)
+
+    def bind(self, package_path, spec: ScoringSpec) -> ProcessEngine:
+        self.package_path, self.spec = str(package_path), spec
+        return self
 
     def map(self, chunks: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any, ChunkStats]]:
-        from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            yield from self._map(chunks)
+        except BrokenProcessPool:
+            raise BatchJobError("A worker process died while scoring (killed, or out of memory; from a script, "
+                                "call hangar.batch.run under `if __name__ == '__main__':`); the chunks already "
+                                "written are kept: start the same command again to resume") from None
+
+    def _map(self, chunks):
+        from concurrent.futures import FIRST_COMPLETED, wait
 
         pending: set = set()
         limit = 2 * self.workers
@@ -70,16 +94,12 @@ class ProcessEngine:
                 except StopIteration:
                     exhausted = True
                     break
-                pending.add(self.pool.submit(_score_in_worker, chunk_id, table))
+                pending.add(self.pool.submit(_score_in_worker, self.package_path, self.spec, chunk_id, table))
             if not pending:
                 return
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                try:
-                    yield future.result()
-                except BrokenProcessPool:
-                    raise BatchJobError("A worker process died while scoring (killed, or out of memory); the chunks "
-                                        "already written are kept: start the same command again to resume") from None
+                yield future.result()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
