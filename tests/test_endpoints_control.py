@@ -279,3 +279,18 @@ def test_alias_move_wakes_a_postgresql_listener_at_once(pg_uri, tmp_path, packag
     watcher.stop()
     client.store.close()
     assert moved == [v2.version]
+
+
+def test_entity_threads_reach_the_model_queue(tmp_path):
+    import hangar.pyfunc as hp
+    from hangar.serving.app import make_batcher
+    from hangar.serving.endpoint_runtime import _settings_for
+
+    cfg = parse_endpoint_config({"served_entities": [{"model": "m", "threads": 3}, {"model": "n"}]})
+    assert [e.threads for e in cfg.served_entities] == [3, 0]
+    pkg = hp.save_model(tmp_path / "pkg", lambda df: list(df["x"]), input_example={"x": [1]})
+    model = hp.load_model(pkg)
+    assert make_batcher(model, _settings_for(cfg.served_entities[0], cfg.limits)).concurrency == 3
+    assert make_batcher(model, _settings_for(cfg.served_entities[1], cfg.limits)).concurrency == 1
+    with pytest.raises(InvalidArgumentError, match="threads must be an integer >= 0"):
+        parse_endpoint_config({"served_entities": [{"model": "m", "threads": -1}]})

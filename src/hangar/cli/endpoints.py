@@ -16,7 +16,8 @@ def _store():
 def _show(ep) -> None:
     table(f"endpoint {ep.name} (revision {ep.revision})", ["served entity", "model", "weight", "batching"],
           [[e.name, e.model, f"{e.weight:g}",
-            f"max {e.max_batch_size} rows / {e.max_wait_ms:g} ms" if e.batching else "off"]
+            (f"max {e.max_batch_size} rows / {e.max_wait_ms:g} ms" if e.batching else "off")
+            + (f", {e.threads} threads" if e.threads else "")]
            for e in ep.config.served_entities])
     c = ep.config
     limits = c.limits

@@ -229,9 +229,9 @@ def make_batcher(model, settings: ServingSettings, on_batch=None) -> Batcher:
     common = dict(max_queue=settings.max_queue, timeout_s=settings.request_timeout, on_batch=on_batch)
     if settings.batching and model.input_mode in BATCHED_INPUT_MODES:
         return Batcher(partial(score_batch, model), max_batch_size=settings.max_batch_size,
-                       max_wait_s=settings.max_wait_ms / 1000, concurrency=1, **common)
+                       max_wait_s=settings.max_wait_ms / 1000, concurrency=settings.model_threads or 1, **common)
     return Batcher(partial(score_batch, model, aligned=False), max_batch_size=1, max_wait_s=0,
-                   concurrency=UNBATCHED_THREADS, **common)
+                   concurrency=settings.model_threads or UNBATCHED_THREADS, **common)
 
 
 def build_app(model, *, model_uri: str, max_body_bytes: int | None = None,

@@ -19,6 +19,7 @@ _ENV = {
     "max_queue": "HANGAR_SERVE_MAX_QUEUE",
     "request_timeout": "HANGAR_SERVE_REQUEST_TIMEOUT",
     "max_body_bytes": "HANGAR_SERVE_MAX_BODY_BYTES",
+    "model_threads": "HANGAR_SERVE_MODEL_THREADS",
 }
 
 
@@ -30,6 +31,7 @@ class ServingSettings:
     max_queue: int = 512  # requests queued or running; beyond it: 503
     request_timeout: float = 30.0  # seconds from arrival to answer; beyond it: 504
     max_body_bytes: int = 16 * 1024 * 1024
+    model_threads: int = 0  # predict calls at once; 0: 1 for batched models, 40 otherwise
 
     def __post_init__(self):
         if self.max_batch_size < 1:
@@ -40,6 +42,8 @@ class ServingSettings:
             raise InvalidArgumentError(f"max_queue must be at least 1, got {self.max_queue}")
         if self.request_timeout <= 0:
             raise InvalidArgumentError(f"request_timeout must be positive, got {self.request_timeout}")
+        if self.model_threads < 0:
+            raise InvalidArgumentError(f"model_threads must be 0 (automatic) or more, got {self.model_threads}")
         if self.max_body_bytes < 1:
             raise InvalidArgumentError(f"max_body_bytes must be positive, got {self.max_body_bytes}")
 
