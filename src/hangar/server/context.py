@@ -13,10 +13,10 @@ class RunExperiments:
     """A per-process memo: run id -> its experiment's id, for the permission check of every run route.
 
     Exact while the run exists: a run never moves to another experiment (no route or store method
-    changes ``runs.experiment_id``) and run ids are random, never reused. Only found runs are kept.
-    A run removed for good (``hangar gc``) can leave an entry behind; the request then reaches the
-    store only if the caller holds the privilege on that experiment, and the store answers 404, so
-    ``forget`` drops it (see ``securables.experiment_of_run``). Bounded: cleared when full."""
+    changes ``runs.experiment_id``; ``hangar gc`` removes files, not run rows) and run ids are random,
+    never reused. Only found runs are kept. Should a run's row be removed by other means, its entry
+    lets the request reach the store only if the caller holds the privilege on that experiment; the
+    store answers 404 and ``guard.run_route`` drops the entry. Bounded: cleared when full."""
 
     MAX_ENTRIES = 100_000
 
