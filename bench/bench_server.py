@@ -54,18 +54,30 @@ def clean_env(**extra) -> dict:
     return env
 
 
-def wait_ready(url: str, proc: subprocess.Popen, path: str, timeout: float = 120.0) -> float:
-    import httpx
+def _answers_200(url: str, path: str) -> bool:
+    """One GET on a fresh connection; http.client, so that polling costs the starting server (on a 2-core
+    machine) almost no CPU (a new httpx client per probe builds an SSL context: ~10 ms of CPU each)."""
+    import http.client
+    import urllib.parse
 
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=1)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def wait_ready(url: str, proc: subprocess.Popen, path: str, timeout: float = 120.0) -> float:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the server at {url} exited with {proc.returncode}")
-        try:
-            if httpx.get(url + path, timeout=1).status_code == 200:
-                return time.perf_counter()
-        except httpx.HTTPError:
-            pass
+        if _answers_200(url, path):
+            return time.perf_counter()
         time.sleep(0.005)
     raise RuntimeError(f"{url}{path} did not answer within {timeout} s")
 

@@ -43,6 +43,18 @@ def test_demo_end_to_end_and_rerun_reuses_its_work(tmp_path):
     assert "models:/main.default.assistant/1 @champion" in first.stdout
     assert "served models:/main.default.assistant@champion" in first.stdout and "/invocations got" in first.stdout
     assert "hangar batch scored 5 prompts with main.default.assistant/1 (0 failed" in first.stdout
+    # the server scene: auth on, a user who may only use the model loads it and is refused a new version
+    assert "hangar server on http://127.0.0.1:" in first.stdout and "(auth on" in first.stdout
+    loaded = next(line for line in first.stdout.splitlines() if "demo-analyst loaded" in line)
+    assert "models:/main.default.assistant@champion through the server" in loaded
+    assert "registering a new version of main.default.assistant: refused (403" in first.stdout
+    trail = first.stdout[first.stdout.index("audit trail of the demo"):]
+    for action in ("CREATE_PRINCIPAL", "GRANT", "SET_ALIAS", "LOAD_MODEL", "DENIED"):
+        assert action in trail
+    assert "hash chain intact" in first.stdout and "hangar server stopped (exit 0)" in first.stdout
+    token = (home / "server" / "bootstrap-admin-token").read_text().strip()
+    server_log = (home / "demo" / "server.log").read_text()
+    assert "bootstrap-admin-token" in server_log and token not in server_log
     import pyarrow.parquet as pq
 
     answers = pq.read_table(home / "demo" / "batch" / "answers").to_pylist()
@@ -59,3 +71,4 @@ def test_demo_end_to_end_and_rerun_reuses_its_work(tmp_path):
     assert "Paris" in second.stdout
     assert "models:/main.default.assistant/2 @champion" in second.stdout
     assert "hangar batch scored 5 prompts with main.default.assistant/2" in second.stdout
+    assert "demo-analyst loaded" in second.stdout and "refused (403" in second.stdout

@@ -122,3 +122,30 @@ def test_migration_creates_the_identity_tables(store):
     with store.engine.connect() as conn:
         for table in ("principals", "group_members", "tokens", "grants", "securable_owners"):
             conn.execute(text(f"SELECT COUNT(*) FROM {table}"))
+
+
+def test_deleting_a_securable_removes_its_grants_so_a_new_one_of_the_same_name_inherits_nothing(store):
+    e = store.engine
+    principals.create(e, "bob", "user", actor="t")
+    reg = SqlRegistry(store, actor="admin")
+    reg.create_catalog("c")
+    reg.create_schema("c.s")
+    reg.create_registered_model("c.s.m")
+    for kind, name, privilege in [("catalog", "c", "USE_CATALOG"), ("catalog", "c", "CREATE_SCHEMA"),
+                                  ("schema", "c.s", "USE_SCHEMA"), ("registered_model", "c.s.m", "EXECUTE")]:
+        grants.grant(e, kind, name, "bob", privilege, actor="admin")
+    reg.delete_registered_model("c.s.m")
+    reg.delete_schema("c.s")
+    reg.delete_catalog("c")
+    assert grants.list_grants(e, principal="bob") == []
+    with e.connect() as conn:
+        revoked = [(r.securable_type, r.securable, r.details["privilege"])
+                   for r in audit.list_records(conn, action="REVOKE", descending=False)]
+    assert revoked == [("registered_model", "c.s.m", "EXECUTE"), ("schema", "c.s", "USE_SCHEMA"),
+                       ("catalog", "c", "CREATE_SCHEMA"), ("catalog", "c", "USE_CATALOG")]
+    reg.create_catalog("c")  # someone else's new catalog of the same name
+    reg.create_schema("c.s")
+    assert not can(e, "bob", "catalog", "c", "USE_CATALOG") and not can(e, "bob", "schema", "c.s", "USE_SCHEMA")
+    assert not can(e, "bob", "catalog", "c", "CREATE_SCHEMA")
+    with e.connect() as conn:
+        assert audit.verify(conn).ok

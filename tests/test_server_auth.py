@@ -186,3 +186,34 @@ def test_server_process_bootstraps_an_admin_whose_token_never_reaches_the_log(tm
         assert seconds < 10
     finally:
         _stop(proc)
+
+
+def test_secrets_never_reach_the_server_log_even_at_debug_level(tmp_path, store_uri):
+    import hashlib
+
+    from hangar.tracking.rest_store import RestTrackingStore
+
+    proc, url, _, log = _start(tmp_path, store_uri, "--log-level", "debug")
+    try:
+        admin = (tmp_path / "home" / "server" / "bootstrap-admin-token").read_text().strip()
+        auth = {"Authorization": f"Bearer {admin}"}
+        made = httpx.post(url + "/api/v1/auth/tokens", headers=auth, json={"name": "x"}).json()["token"]
+        store = RestTrackingStore(url, made)  # the client's lean path and the server's, with a token
+        try:
+            run = store.create_run(store.create_experiment("e")).info.run_id
+            store.log_metric(run, "m", 1.0)
+            store.log_batch(run, params={"p": "1"})
+        finally:
+            store.close()
+        assert httpx.post(f"{url}/api/v1/runs/{run}/metrics", json={"key": "m", "value": 1},
+                          headers={"Authorization": f"Bearer {made}x"}).status_code == 401
+        assert httpx.get(url + "/api/v1/auth/whoami", headers={"Authorization": f"Bearer {admin[:-2]}"}).status_code == 401
+        assert httpx.post(f"{url}/api/v1/runs/{run}/metrics", content=b"{bad", headers=auth).status_code == 400
+    finally:
+        _stop(proc)
+    text = log.read_text()
+    assert "GET /api/v1/auth/whoami" in text or "POST /api/v1/runs" in text  # the access log was on
+    for secret in (admin, made):
+        assert secret not in text and secret[:16] not in text
+        assert hashlib.sha256(secret.encode()).hexdigest() not in text
+    assert "Bearer" not in text

@@ -233,3 +233,36 @@ def test_remembered_tokens_and_grants_follow_every_change_at_once(hub, client):
         assert http.get("/models/main.default.m").status_code == 200
         tokens.revoke(engine, made.info.id, actor="t")
         assert http.get("/models/main.default.m").status_code == 401
+
+
+def test_a_file_changed_in_storage_with_its_manifest_entry_is_refused_locally_and_through_the_server(
+        client, hub, tmp_path, monkeypatch):
+    """The trust model's claim: the checksums the server recorded at finalize decide, not the stored manifest."""
+    import hashlib
+
+    import yaml
+    from hinted_model import HintedLen
+
+    import hangar.pyfunc as hp
+    from hangar.catalog.store import SqlRegistry
+    from hangar.tracking import fluent
+
+    pkg = hp.save_model(tmp_path / "pkg", HintedLen(), input_example=["abc"])
+    client.register_model(pkg, "guarded")
+    folder = tmp_path / "artifacts" / "registry" / "main" / "default" / "guarded" / "1"
+    evil = (folder / "python_model.pkl").read_bytes() + b"tampered"
+    (folder / "python_model.pkl").write_bytes(evil)
+    manifest = yaml.safe_load((folder / "MLmodel").read_text())
+    manifest["checksums"]["python_model.pkl"] = {"sha256": hashlib.sha256(evil).hexdigest(), "size": len(evil)}
+    (folder / "MLmodel").write_text(yaml.safe_dump(manifest))
+    monkeypatch.setenv("HANGAR_HOME", str(tmp_path / "fresh-home"))
+    monkeypatch.setenv("HANGAR_TRACKING_URI", hub.url)
+    fluent.set_tracking_uri(None)
+    try:
+        with pytest.raises(CorruptPackageError, match="python_model.pkl"):
+            hp.load_model("models:/guarded/1")
+    finally:
+        fluent.set_tracking_uri(None)
+    local = SqlRegistry(hub.app.state.services.tracking, actor="test", cache_dir=tmp_path / "cache")
+    with pytest.raises(CorruptPackageError, match="recorded at registration"):
+        local.resolve("models:/main.default.guarded/1")

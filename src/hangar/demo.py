@@ -57,6 +57,9 @@ def run_demo(settings: Settings, questions=QUESTIONS, max_tokens: int = MAX_TOKE
     from hangar.models.gguf_convert import find_smollm2_gguf
 
     console = console or Console()
+    from hangar.store.transactions import now_ms
+
+    started_ms = now_ms()
     base = settings.home / "demo"
     hf_dir = settings.cache_dir / "smollm2-135m-instruct-hf"
     llm_pkg = base / "assistant-llm"
@@ -123,6 +126,10 @@ def run_demo(settings: Settings, questions=QUESTIONS, max_tokens: int = MAX_TOKE
     from hangar.demo_batch import batch_score
 
     batch_score(base, max_tokens, console, timings)
+
+    from hangar.demo_server import govern_and_load
+
+    govern_and_load(settings, max_tokens, console, timings, since_ms=started_ms)
 
     table = Table(title=f"assistant (llm/v1/chat, at most {max_tokens} new tokens)", show_lines=True)
     table.add_column("question", style="bold", max_width=30)

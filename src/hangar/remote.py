@@ -3,8 +3,9 @@
 The server's URL comes from an explicit argument, ``HANGAR_TRACKING_URI`` (when it is
 ``http(s)://``) or the credentials file; the token from ``HANGAR_TOKEN`` or the credentials file
 that ``hangar auth login`` writes under ``HANGAR_HOME`` (mode 0600). A JSON error from the
-server becomes the matching class of the one exception tree (by ``error_code``). One
-``httpx.Client`` per ``ServerClient`` keeps its connections open between calls.
+server becomes the matching class of the one exception tree (by ``error_code``). JSON calls to a
+plain ``http://`` server go over kept-alive ``http.client`` connections (``remote_http``); artifact
+streams, HTTPS and proxied servers over one ``httpx.Client``, made on first use.
 """
 
 from __future__ import annotations
@@ -78,16 +79,27 @@ def token_for(settings: Settings, url: str) -> str | None:
 
 class ServerClient:
     def __init__(self, url: str, token: str | None, timeout: float = 60):
-        import httpx
+        from hangar import remote_http
 
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
-        headers = {"Accept": "application/json"}
+        self.headers = {"Accept": "application/json"}
         if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self.http = httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=timeout,
-                                 limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=60))
+            self.headers["Authorization"] = f"Bearer {token}"
+        self._http = None
+        self._lean = remote_http.KeepAliveTransport(f"{self.url}/api/v1", self.headers, timeout) \
+            if remote_http.usable_for(self.url) else None
+
+    @property
+    def http(self):
+        """An ``httpx.Client`` (artifact streams, HTTPS, proxies), made on first use."""
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.Client(base_url=f"{self.url}/api/v1", headers=self.headers, timeout=self.timeout,
+                                      limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=60))
+        return self._http
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, server: str | None = None) -> ServerClient:
@@ -96,19 +108,31 @@ class ServerClient:
         return cls(url, token_for(settings, url))
 
     def close(self) -> None:
-        self.http.close()
+        if self._lean is not None:
+            self._lean.close()
+        if self._http is not None:
+            self._http.close()
 
     def request(self, method: str, path: str, body: dict | None = None, query: dict | None = None):
         params = {k: v for k, v in query.items() if v is not None} if query else None
         content = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if content is not None else None
-        try:
-            resp = self.http.request(method, path, content=content, params=params, headers=headers)
-        except Exception as exc:
-            raise self.unreachable(exc) from None
-        if resp.status_code >= 400:
-            raise error_from(resp.status_code, resp.content)
-        return resp.json() if resp.content else {}
+        if self._lean is not None:
+            import http.client
+
+            try:
+                status, raw = self._lean.request(method, path, content, params)
+            except (OSError, http.client.HTTPException) as exc:
+                raise StoreUnavailableError(f"Cannot reach the Hangar server at {self.url}: {exc}") from None
+        else:
+            headers = {"Content-Type": "application/json"} if content is not None else None
+            try:
+                resp = self.http.request(method, path, content=content, params=params, headers=headers)
+            except Exception as exc:
+                raise self.unreachable(exc) from None
+            status, raw = resp.status_code, resp.content
+        if status >= 400:
+            raise error_from(status, raw)
+        return json.loads(raw) if raw else {}
 
     def unreachable(self, exc: Exception) -> HangarError:
         import httpx

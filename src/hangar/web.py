@@ -6,6 +6,33 @@ from __future__ import annotations
 from hangar.errors import EndpointNotFoundError, HangarError, PayloadTooLargeError
 
 
+class ClientDisconnected(Exception):
+    """The client went away before its request body was read."""
+
+
+async def receive_limited_body(receive, declared: bytes | str | None, limit: int) -> bytes:
+    """The body of a raw ASGI request (no Starlette ``Request``), refused with 413 as soon as it is known to be
+    too big; ``declared`` is the Content-Length header, if any."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"The request body is {int(declared)} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk = message.get("body", b"")
+        if not chunks and not message.get("more_body"):
+            if len(chunk) > limit:
+                raise PayloadTooLargeError(f"The request body is over the limit of {limit} bytes")
+            return chunk
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"The request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
 async def read_limited_body(request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it is known (Content-Length) or seen to be too big."""
     declared = request.headers.get("content-length")

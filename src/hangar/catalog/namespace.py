@@ -59,6 +59,7 @@ class NamespaceMixin:
                 raise ConflictError(f"Catalog {name!r} still has schemas; delete them first")
             conn.execute(delete(t.catalogs).where(t.catalogs.c.name == name))
             self._audit(conn, "DELETE_CATALOG", "catalog", name)
+            self._drop_grants(conn, "catalog", name)
 
     # -- schemas -----------------------------------------------------------------------
     def create_schema(self, full_name: str, comment: str | None = None) -> Schema:
@@ -101,6 +102,7 @@ class NamespaceMixin:
                 raise ConflictError(f"Schema {full_name!r} still has models; delete them first")
             conn.execute(delete(t.schemas).where(t.schemas.c.catalog_name == cat, t.schemas.c.name == sch))
             self._audit(conn, "DELETE_SCHEMA", "schema", full_name)
+            self._drop_grants(conn, "schema", f"{cat}.{sch}")
 
     # -- registered models -------------------------------------------------------------
     def _create_model_in(self, conn, full: str, cat: str, sch: str, name: str, comment: str | None) -> bool:
@@ -232,6 +234,21 @@ class NamespaceMixin:
             conn.execute(update(t.registered_models).where(t.registered_models.c.full_name == full)
                          .values(deleted_at=ts, updated_at=ts))
             self._audit(conn, "DELETE_MODEL", "registered_model", full, forced=bool(force and aliases))
+            self._drop_grants(conn, "registered_model", full)
+
+    def _drop_grants(self, conn, securable_type: str, securable: str) -> None:
+        """Revoke every grant made on a securable that is being deleted (each revocation audited), so that a
+        later object of the same name starts with none of them."""
+        g = t.grants.c
+        held = conn.execute(select(t.principals.c.name, g.privilege).join(t.principals, t.principals.c.id == g.principal_id)
+                            .where(g.securable_type == securable_type, g.securable == securable)
+                            .order_by(t.principals.c.name, g.privilege)).all()
+        if not held:
+            return
+        conn.execute(delete(t.grants).where(g.securable_type == securable_type, g.securable == securable))
+        for principal, privilege in held:
+            self._audit(conn, "REVOKE", securable_type, securable, principal=principal, privilege=privilege,
+                        reason=f"the {securable_type} was deleted")
 
     def count_versions(self, name: str) -> int:
         full = names.model_name(name)[0]

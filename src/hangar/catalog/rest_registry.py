@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hangar.catalog import names
 from hangar.catalog.entities import AliasMove, Catalog, ModelVersion, RegisteredModel, Schema
-from hangar.catalog.versions import DEFAULT_LEASE_SECONDS, VersionsMixin, content_key
+from hangar.catalog.versions import DEFAULT_LEASE_SECONDS, VersionsMixin, check_against_record, content_key
 from hangar.errors import AlreadyExistsError, NotFoundError
 from hangar.remote import ServerClient
 
@@ -189,8 +189,9 @@ class RestRegistry:
         query = {"alias": parsed.alias} if parsed.alias else {"version": parsed.version}
         mv = version(self._call("GET", f"/models/{self._m(parsed.name)}/load", query=query))
         repo = self._files(mv.full_name, mv.version)
-        return local_package(repo.uri, self.cache_dir or Path.home() / ".hangar" / "cache",
+        path = local_package(repo.uri, self.cache_dir or Path.home() / ".hangar" / "cache",
                              key=content_key(mv.checksums or {}), repository=repo, checksums=mv.checksums)
+        return check_against_record(path, mv)
 
     # -- lineage and audit -----------------------------------------------------------------------
     def get_lineage(self, entity: str, direction: str = "upstream", max_depth: int = 10, entity_id: str | None = None):

@@ -352,7 +352,9 @@ class VersionsMixin:
         from hangar.tracking.resolver import local_package
 
         mv = self.version_to_load(uri)
-        return local_package(mv.storage_location, self.cache_dir, key=content_key(mv.checksums or {}))
+        path = local_package(mv.storage_location, self.cache_dir, key=content_key(mv.checksums or {}),
+                             checksums=mv.checksums)
+        return check_against_record(path, mv)
 
     def version_to_load(self, uri: str) -> ModelVersion:
         """The READY version that ``uri`` names, recording the load (EXECUTE) in the audit log."""
@@ -382,6 +384,24 @@ def _notify_alias_moved(conn, full: str, alias: str) -> None:
         from sqlalchemy import text
 
         conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": ALIAS_CHANNEL, "payload": f"{full}@{alias}"})
+
+
+def check_against_record(path: Path, mv: ModelVersion) -> Path:
+    """Refuse a package whose manifest lists other checksums than the registry recorded when the version became
+    READY (a file and its manifest entry both changed in storage). Loading then verifies every file against the
+    manifest, and so against the record. The manifest's own other fields are not covered."""
+    if mv.checksums is None:
+        return path
+    from hangar.errors import CorruptPackageError
+    from hangar.models.manifest import Manifest
+
+    listed = Manifest.read(path).checksums or {}
+    if listed != mv.checksums:
+        changed = sorted(k for k in set(listed) | set(mv.checksums) if listed.get(k) != mv.checksums.get(k))
+        raise CorruptPackageError(
+            f"Version {mv.version} of {mv.full_name} at {path} does not match the checksums recorded at registration "
+            f"({', '.join(changed[:10])}); its files were changed after registration. Do not load it; register again")
+    return path
 
 
 def content_key(checksums: dict) -> str:

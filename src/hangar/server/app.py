@@ -1,4 +1,4 @@
-"""The ASGI app: the route table mounted through the guard; errors become JSON here and only here.
+"""The ASGI app: the route table mounted through the guard; errors become JSON in ``respond`` only.
 
 No CORS middleware: browsers on other origins get no Access-Control-Allow-Origin header.
 Every response carries ``X-Request-ID`` (the id audit records of the request carry too).
@@ -12,65 +12,58 @@ import uuid
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route as StarletteRoute
 
-from hangar.errors import HangarError, UnauthenticatedError
-from hangar.governance.authn import GENERIC_401
+from hangar.errors import HangarError
 from hangar.server.config import ServerConfig
 from hangar.server.context import Services
+from hangar.server.respond import error_response, log_failure
 
 log = logging.getLogger("hangar.server")
 
 
-class RequestIdMiddleware:
-    """Gives each request an id (``scope['state']['request_id']``) and returns it as ``X-Request-ID``."""
+class ServerApp:
+    """The ASGI app: gives each request an id (``scope['state']['request_id']``, returned as ``X-Request-ID``),
+    then sends the hot tracking writes down the lean path of ``fast`` and everything else to Starlette.
+    Both paths check permissions in ``guard`` against the one route table."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, router: Starlette, fast):
+        self.router = router
+        self.state = router.state
+        self.fast = fast
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            return await self.router(scope, receive, send)
         request_id = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        found = self.fast.route_for(scope)
+        if found is not None:
+            return await self.fast(scope, receive, send, found[0], found[1], request_id)
+        header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message):
             if message["type"] == "http.response.start":
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+                message.setdefault("headers", []).append(header)
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
-
-
-def _error(exc: HangarError) -> JSONResponse:
-    body = exc.to_dict()
-    headers = None
-    if isinstance(exc, UnauthenticatedError):
-        body["message"] = GENERIC_401  # never say which check failed
-        headers = {"WWW-Authenticate": "Bearer"}
-    elif exc.http_status >= 500:
-        body["message"] = "Internal server error"
-    if getattr(exc, "retry_after", None) and exc.http_status in (429, 503):
-        headers = {"Retry-After": str(exc.retry_after)}
-    return JSONResponse(body, status_code=exc.http_status, headers=headers)
+        await self.router(scope, receive, send_with_id)
 
 
 async def _on_hangar_error(request: Request, exc: HangarError):
-    if exc.http_status >= 500:
-        log.error("%s %s failed: %s", request.method, request.url.path, exc.message, exc_info=exc.__cause__ or exc)
-    return _error(exc)
+    log_failure(request.method, request.url.path, exc)
+    return error_response(exc)
 
 
 async def _on_http_error(request: Request, exc: HTTPException):
     from hangar.web import from_http_exception
 
-    return _error(from_http_exception(request, exc))
+    return error_response(from_http_exception(request, exc))
 
 
 async def _on_unexpected(request: Request, exc: Exception):
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return _error(HangarError("Internal server error"))
+    return error_response(HangarError("Internal server error"))
 
 
 def open_services(config: ServerConfig) -> Services:
@@ -94,7 +87,8 @@ def open_services(config: ServerConfig) -> Services:
     return Services(config, tracking, registry, authenticator, limiter)
 
 
-def build_app(config: ServerConfig, services: Services | None = None) -> Starlette:
+def build_app(config: ServerConfig, services: Services | None = None) -> ServerApp:
+    from hangar.server.fast import FastPath
     from hangar.server.guard import endpoint
     from hangar.server.routes import ROUTES
 
@@ -103,10 +97,9 @@ def build_app(config: ServerConfig, services: Services | None = None) -> Starlet
     app = Starlette(routes=routes, exception_handlers={HangarError: _on_hangar_error, HTTPException: _on_http_error,
                                                        Exception: _on_unexpected})
     app.state.services = services
-    app.add_middleware(RequestIdMiddleware)
-    return app
+    return ServerApp(app, FastPath(services, ROUTES))
 
 
-def create_app() -> Starlette:
+def create_app() -> ServerApp:
     """Factory for each worker of ``hangar server --workers N`` (the config comes in the environment)."""
     return build_app(ServerConfig.from_env())

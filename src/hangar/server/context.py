@@ -9,6 +9,32 @@ from hangar.governance.access import Access
 from hangar.governance.authn import Identity
 
 
+class RunExperiments:
+    """A per-process memo: run id -> its experiment's id, for the permission check of every run route.
+
+    Exact while the run exists: a run never moves to another experiment (no route or store method
+    changes ``runs.experiment_id``; ``hangar gc`` removes files, not run rows) and run ids are random,
+    never reused. Only found runs are kept. Should a run's row be removed by other means, its entry
+    lets the request reach the store only if the caller holds the privilege on that experiment; the
+    store answers 404 and ``guard.run_route`` drops the entry. Bounded: cleared when full."""
+
+    MAX_ENTRIES = 100_000
+
+    def __init__(self):
+        self._ids: dict[str, str] = {}
+
+    def get(self, run_id: str) -> str | None:
+        return self._ids.get(run_id)
+
+    def remember(self, run_id: str, experiment_id: str) -> None:
+        if len(self._ids) >= self.MAX_ENTRIES:
+            self._ids.clear()
+        self._ids[run_id] = experiment_id
+
+    def forget(self, run_id: str) -> None:
+        self._ids.pop(run_id, None)
+
+
 @dataclass
 class Services:
     """Shared by every request of one worker process."""
@@ -18,6 +44,7 @@ class Services:
     registry: Any  # SqlRegistry (actor replaced per request)
     authenticator: Any
     limiter: Any = None  # FailedAuthLimiter
+    run_experiments: RunExperiments = field(default_factory=lambda: RunExperiments())
 
     @property
     def engine(self):

@@ -12,13 +12,24 @@ from __future__ import annotations
 import json
 
 import anyio
+
+try:
+    from orjson import dumps as _dumps
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - orjson comes with the serving extra, as uvicorn does
+    _loads = json.loads
+
+    def _dumps(value) -> bytes:
+        return json.dumps(value).encode()
+
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from hangar.catalog import audit
 from hangar.errors import (
     InvalidArgumentError,
     MalformedRequestError,
+    NotFoundError,
     PermissionDeniedError,
     TooManyRequestsError,
     UnauthenticatedError,
@@ -32,19 +43,35 @@ from hangar.server.wire import plain
 _BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
-async def read_json(request: Request, limit: int) -> dict:
-    from hangar.web import read_limited_body
-
-    raw = await read_limited_body(request, limit)
+def parse_json(raw: bytes) -> dict:
+    """A request body as a JSON object (orjson; the standard parser for what it refuses, e.g. NaN)."""
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise MalformedRequestError(f"The request body is not JSON: {exc}") from None
+        body = _loads(raw)
+    except ValueError:
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise MalformedRequestError(f"The request body is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise MalformedRequestError("The request body must be a JSON object")
     return body
+
+
+def encode(result) -> bytes:
+    """A handler's result as JSON bytes."""
+    value = plain(result)
+    try:
+        return _dumps(value)
+    except TypeError:  # (orjson: an int beyond 64 bits, ...)
+        return json.dumps(value).encode()
+
+
+async def read_json(request: Request, limit: int) -> dict:
+    from hangar.web import read_limited_body
+
+    return parse_json(await read_limited_body(request, limit))
 
 
 def _denied(route: Route, ctx: RequestContext, securable_type: str, securable: str | None) -> PermissionDeniedError:
@@ -96,27 +123,45 @@ def _authenticate(services, ctx: RequestContext):
 def _respond(route: Route, result) -> Response:
     if isinstance(result, Response):
         return result
-    return JSONResponse(plain(result), status_code=route.status)
+    return Response(encode(result), status_code=route.status, media_type="application/json")
+
+
+def run_route(route: Route, ctx: RequestContext):
+    """Check the route's requirement, then run its handler: the one way a (non-streaming) handler is called."""
+    authorize(route, ctx)
+    try:
+        return route.handler(ctx)
+    except NotFoundError:
+        if "run_id" in ctx.path_params:  # a run removed for good: drop its memoised experiment
+            ctx.services.run_experiments.forget(ctx.path_params["run_id"])
+        raise
 
 
 def _run(route: Route, ctx: RequestContext) -> Response:
-    authorize(route, ctx)
-    return _respond(route, route.handler(ctx))
+    return _respond(route, run_route(route, ctx))
+
+
+def make_context(services: Services, path_params: dict, query_params, body: dict, request_id: str, headers,
+                 client_host: str) -> RequestContext:
+    """The request as handlers see it; a query parameter given twice is refused."""
+    query = dict(query_params)
+    if len(query) != len(query_params.multi_items()):
+        for key in query:
+            values = query_params.getlist(key)
+            if len(values) > 1:
+                raise InvalidArgumentError(f"Query parameter {key!r} was given {len(values)} times; give it once")
+    return RequestContext(services, path_params, query, body, request_id, headers=headers, client_host=client_host)
 
 
 def endpoint(route: Route, services: Services):
+    """The Starlette endpoint of a route: the body is read here, the check and the handler run in a worker thread."""
     async def call(request: Request) -> Response:
         body = {}
         if route.method in _BODY_METHODS and not route.streaming:
             body = await read_json(request, services.config.max_body_bytes)
-        query = dict(request.query_params)
-        for key in request.query_params:
-            values = request.query_params.getlist(key)
-            if len(values) > 1:
-                raise InvalidArgumentError(f"Query parameter {key!r} was given {len(values)} times; give it once")
-        ctx = RequestContext(services, dict(request.path_params), query, body,
-                             request.scope.get("state", {}).get("request_id") or "-", headers=request.headers,
-                             client_host=request.client.host if request.client else "-")
+        ctx = make_context(services, dict(request.path_params), request.query_params, body,
+                           request.scope.get("state", {}).get("request_id") or "-", request.headers,
+                           request.client.host if request.client else "-")
         if route.streaming:
             await anyio.to_thread.run_sync(authorize, route, ctx)
             return await route.handler(ctx, request)

@@ -10,11 +10,13 @@ from hangar.errors import require
 from hangar.server.config import CONFIG_ENV, ServerConfig
 
 
-def prepare(config: ServerConfig, out=sys.stderr) -> None:
-    """Migrate the store and, with auth on, create the first admin (printing only the token file's path)."""
+def prepare(config: ServerConfig, out=sys.stderr, keep: bool = False):
+    """Migrate the store and, with auth on, create the first admin (printing only the token file's path).
+    With ``keep``, the opened services are returned for a one-process server to use (else closed)."""
     from hangar.server.app import open_services
 
     services = open_services(config)
+    ok = False
     try:
         if config.auth:
             from hangar.server.bootstrap import bootstrap
@@ -27,15 +29,18 @@ def prepare(config: ServerConfig, out=sys.stderr) -> None:
         else:
             print(f"Authentication is OFF: every request acts as an administrator ({config.host}:{config.port})",
                   file=out, flush=True)
+        ok = True
     finally:
-        services.tracking.close()
+        if not (ok and keep):
+            services.tracking.close()
+    return services if keep else None
 
 
 def run(config: ServerConfig) -> None:
     uvicorn = require("uvicorn", "serving")
     from hangar.serving.server import _exit_quietly_on_signals, bind_socket
 
-    prepare(config)
+    services = prepare(config, keep=config.workers <= 1)
     common = dict(host=config.host, port=config.port, log_level=config.log_level, lifespan="off",
                   server_header=False, timeout_graceful_shutdown=10)
     sock = bind_socket(config.host, config.port)
@@ -44,7 +49,7 @@ def run(config: ServerConfig) -> None:
         if config.workers <= 1:
             from hangar.server.app import build_app
 
-            server = uvicorn.Server(uvicorn.Config(build_app(config), **common))
+            server = uvicorn.Server(uvicorn.Config(build_app(config, services), **common))
             server.run(sockets=[sock])
             return
         from uvicorn.supervisors import Multiprocess

@@ -48,14 +48,23 @@ def experiment_in_body(ctx) -> str:
 
 
 def experiment_of_run(ctx) -> str | None:
-    """The experiment of the run ``{run_id}``; None when there is no such run."""
+    """The experiment of the run ``{run_id}``; None when there is no such run (memoised per process, see
+    ``context.RunExperiments``)."""
+    run_id = ctx.path_params["run_id"]
+    memo = ctx.services.run_experiments
+    eid = memo.get(run_id)
+    if eid is not None:
+        return eid
     from sqlalchemy import select
 
     from hangar.store import schema as t
 
     with ctx.engine.connect() as conn:
-        eid = conn.execute(select(t.runs.c.experiment_id).where(t.runs.c.run_id == ctx.path_params["run_id"])).scalar()
-    return None if eid is None else str(eid)
+        eid = conn.execute(select(t.runs.c.experiment_id).where(t.runs.c.run_id == run_id)).scalar()
+    if eid is None:
+        return None
+    memo.remember(run_id, str(eid))
+    return str(eid)
 
 
 def securable_type_in_path(ctx) -> str:

@@ -26,7 +26,6 @@ from starlette.routing import Route
 from hangar.errors import (
     HangarError,
     ModelExecutionError,
-    PayloadTooLargeError,
     RequestTimeoutError,
     ServerOverloadedError,
 )
@@ -35,7 +34,9 @@ from hangar.serving import scoring
 from hangar.serving.batching import Batcher, score_batch
 from hangar.serving.metrics import MetricsMiddleware, ServingMetrics
 from hangar.serving.settings import ServingSettings
+from hangar.web import ClientDisconnected as _ClientDisconnected
 from hangar.web import from_http_exception, read_limited_body
+from hangar.web import receive_limited_body as _receive_body
 
 log = logging.getLogger("hangar.serving")
 
@@ -85,32 +86,6 @@ def log_failure(method: str, path: str, exc: HangarError) -> None:
                 "%s %s: %s", method, path, exc.message)
     elif exc.http_status >= 500:
         log.error("%s %s failed: %s", method, path, exc.message, exc_info=exc.__cause__ or exc)
-
-
-class _ClientDisconnected(Exception):
-    pass
-
-
-async def _receive_body(receive, declared: bytes | None, limit: int) -> bytes:
-    """The body of a raw ASGI request, refused with 413 as soon as it is known to be too big."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"The request body is {int(declared)} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientDisconnected()
-        chunk = message.get("body", b"")
-        if not chunks and not message.get("more_body"):
-            if len(chunk) > limit:
-                raise PayloadTooLargeError(f"The request body is over the limit of {limit} bytes")
-            return chunk
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"The request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 class ServingApp:

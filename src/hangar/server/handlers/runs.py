@@ -15,8 +15,10 @@ from hangar.tracking.entities import Dataset, DatasetInput, Metric
 
 def create_run(ctx):
     b = ctx.body
-    return ctx.tracking.create_run(str(b.get("experiment_id")), b.get("run_name"), b.get("start_time"),
-                                   obj(b, "tags"), str_field(b, "parent_run_id", False, 64), ctx.actor)
+    run = ctx.tracking.create_run(str(b.get("experiment_id")), b.get("run_name"), b.get("start_time"),
+                                  obj(b, "tags"), str_field(b, "parent_run_id", False, 64), ctx.actor)
+    ctx.services.run_experiments.remember(run.info.run_id, run.info.experiment_id)
+    return run
 
 
 def get_run(ctx):

@@ -1,0 +1,115 @@
+"""The lean path for hot tracking writes: it finds the same route Starlette would, goes through the
+same guard (401, 403 + audit, 400, 413 as on the Starlette path), and the run -> experiment memo."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from server_fixtures import start_hub
+from sqlalchemy import delete, select
+
+from hangar.server.fast import HOT_ROUTES, RouteMatcher
+from hangar.server.routes import ROUTES
+from hangar.store import schema as t
+
+
+def _sample_path(path: str) -> str:
+    values = {"key:path": "a/b", "path:path": "dir/f.txt", "name": "main.default.m", "schema": "main.s"}
+    return re.sub(r"\{([^}]+)\}", lambda m: values.get(m.group(1), "x1"), path)
+
+
+def test_the_matcher_picks_the_route_starlette_picks_for_every_route():
+    from starlette.routing import Match
+    from starlette.routing import Route as StarletteRoute
+
+    starlette_routes = [StarletteRoute(r.path, lambda request: None, methods=[r.method], name=r.name) for r in ROUTES]
+    matcher = RouteMatcher(ROUTES)
+    for route in ROUTES:
+        scope = {"type": "http", "method": route.method, "path": _sample_path(route.path), "root_path": ""}
+        expected = next(r.name for r in starlette_routes if r.matches(scope)[0] == Match.FULL)
+        found, params = matcher.match(route.method, scope["path"])
+        assert found.name == expected, route.path
+        assert params == next(r for r in starlette_routes if r.name == expected).matches(scope)[1]["path_params"]
+    assert HOT_ROUTES <= {r.name for r in ROUTES}
+
+
+@pytest.fixture
+def hub(tmp_path):
+    server, hub = start_hub(f"sqlite:///{tmp_path / 'fast.db'}", tmp_path)
+    with server:
+        hub.server = server
+        yield hub
+
+
+def _count_fast(server, monkeypatch) -> list:
+    seen = []
+    fast = server.app.fast
+    original = type(fast).__call__
+
+    async def counting(self, scope, receive, send, route, params, request_id):
+        seen.append(route.name)
+        return await original(self, scope, receive, send, route, params, request_id)
+
+    monkeypatch.setattr(type(fast), "__call__", counting)
+    return seen
+
+
+def test_hot_routes_take_the_lean_path_through_the_same_guard(hub, monkeypatch):
+    seen = _count_fast(hub.server, monkeypatch)
+    stranger = hub.user("stranger")
+    with hub.admin() as a:
+        exp = a.post("/experiments", json={"name": "e"}).json()["experiment_id"]
+        r = a.post("/runs", json={"experiment_id": exp})
+        assert r.status_code == 201 and r.headers["x-request-id"]
+        run_id = r.json()["info"]["run_id"]
+        ok = a.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": 1.5, "step": 3})
+        assert ok.status_code == 200 and ok.json() == {} and ok.headers["content-type"] == "application/json"
+        assert a.post(f"/runs/{run_id}/log-batch", json={"params": {"p": "1"}}).status_code == 200
+        bad = a.post(f"/runs/{run_id}/metrics", content=b"{not json", headers={"Content-Type": "application/json"})
+        assert bad.status_code == 400 and bad.json()["error_code"]
+        nan = a.post(f"/runs/{run_id}/metrics", content=b'{"key": "m", "value": NaN}')
+        assert nan.status_code == 400 and "finite" in nan.json()["message"]
+        assert a.post(f"/runs/{run_id}/metrics", content=b"[1]").status_code == 400
+        assert a.patch(f"/runs/{run_id}", json={"status": "FINISHED"}).status_code == 200
+    with hub.client() as anonymous:
+        r = anonymous.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": 2.0})
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    with hub.client(stranger) as s:
+        before = _metrics(hub.engine, run_id)
+        denied = s.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": 2.0})
+        assert denied.status_code == 403 and _metrics(hub.engine, run_id) == before
+    with hub.engine.connect() as conn:
+        row = conn.execute(select(t.audit_log.c.action, t.audit_log.c.outcome, t.audit_log.c.request_id)
+                           .order_by(t.audit_log.c.seq.desc())).first()
+    assert (row.action, row.outcome, row.request_id) == ("LOG_METRIC", "DENIED", denied.headers["x-request-id"])
+    assert {"CREATE_RUN", "LOG_METRIC", "LOG_BATCH", "UPDATE_RUN"} <= set(seen)
+    with hub.admin() as a:  # the rest still goes through Starlette
+        n = len(seen)
+        assert a.get(f"/runs/{run_id}").json()["data"]["metrics"] == {"m": 1.5}
+        assert a.get(f"/runs/{run_id}/metrics/m").status_code == 200 and len(seen) == n
+
+
+def test_oversized_bodies_are_refused_on_the_lean_path(hub):
+    with hub.admin() as a:
+        r = a.post("/runs/x/log-batch", content=b"{" + b" " * (17 * 1024 * 1024) + b"}")
+        assert r.status_code == 413
+
+
+def _metrics(engine, run_id: str) -> list:
+    with engine.connect() as conn:
+        return conn.execute(select(t.metrics.c.value).where(t.metrics.c.run_id == run_id)).all()
+
+
+def test_the_run_experiment_memo_is_dropped_when_the_run_is_gone(hub):
+    with hub.admin() as a:
+        exp = a.post("/experiments", json={"name": "e"}).json()["experiment_id"]
+        run_id = a.post("/runs", json={"experiment_id": exp}).json()["info"]["run_id"]
+        memo = hub.server.app.state.services.run_experiments
+        assert memo.get(run_id) == exp
+        with hub.engine.begin() as conn:  # as hangar gc would, out of the server's sight
+            for table in (t.latest_metrics, t.metrics, t.params, t.tags):
+                conn.execute(delete(table).where(table.c.run_id == run_id))
+            conn.execute(delete(t.runs).where(t.runs.c.run_id == run_id))
+        assert a.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": 1}).status_code == 404
+        assert memo.get(run_id) is None
