@@ -297,10 +297,13 @@ def hangar_pythonpath(args) -> str:
 
 
 def save_model(lib: str, python: Path, path: Path, cwd: Path, timeout: float, pythonpath=BENCH_DIR) -> None:
-    code = SAVE_CODE.format(mod=lib, cls=MODEL_CLASS[lib])
-    proc = subprocess.run([str(python), "-c", code, str(path)], env=child_env(pythonpath), cwd=cwd,
+    # A script file, not `python -c`: PySpark (in the MLflow venv for the batch benchmark) exits a
+    # `-c` process quietly when MLflow probes for Spark DataFrames during save_model.
+    script = path.parent / f"save_{lib}_model.py"
+    script.write_text(SAVE_CODE.format(mod=lib, cls=MODEL_CLASS[lib]))
+    proc = subprocess.run([str(python), str(script), str(path)], env=child_env(pythonpath), cwd=cwd,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
-    if proc.returncode != 0:
+    if proc.returncode != 0 or not (path / "MLmodel").is_file():
         raise BenchError(f"saving the {lib} trivial model failed:\n{proc.stderr[-3000:]}")
 
 

@@ -13,10 +13,10 @@ sent and got.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
-import queue
 import threading
 import time
 import uuid
@@ -27,7 +27,7 @@ log = logging.getLogger("hangar.monitoring")
 
 COLUMNS = ("request_id", "endpoint", "caller", "served_entity", "model_version", "timestamp_ms", "latency_ms", "status_code",
            "error_code", "cancelled", "prompt_tokens", "completion_tokens", "route", "request", "response")
-_STOP = object()
+_POLL_S = 0.05
 
 
 def _schema():
@@ -49,6 +49,16 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, default=str)
 
 
+def _columns(rows: list[tuple]) -> list[list]:
+    """Rows (tuples in ``COLUMNS`` order) as columns, bodies decoded to text (done here, in the
+    writer thread, not on the request path)."""
+    columns = [list(c) for c in zip(*rows)] if rows else [[] for _ in COLUMNS]
+    for name in ("request", "response"):
+        i = COLUMNS.index(name)
+        columns[i] = [_text(v) for v in columns[i]]
+    return columns
+
+
 class ParquetTarget:
     def __init__(self, folder: str):
         self.folder = Path(folder)
@@ -56,11 +66,13 @@ class ParquetTarget:
         self._prefix = f"part-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._seq = 0
 
-    def write(self, rows: list[dict]) -> None:
+    def write(self, rows: list[tuple]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist(rows, schema=_schema())
+        schema = _schema()
+        arrays = [pa.array(col, type=field.type) for col, field in zip(_columns(rows), schema)]
+        table = pa.Table.from_arrays(arrays, schema=schema)
         self._seq += 1
         final = self.folder / f"{self._prefix}-{self._seq:06d}.parquet"
         tmp = self.folder / f".{final.name}.tmp"
@@ -90,62 +102,68 @@ class SqlTarget:
             Column("response", Text))
         md.create_all(self.engine)
 
-    def write(self, rows: list[dict]) -> None:
+    def write(self, rows: list[tuple]) -> None:
+        columns = _columns(rows)
+        records = [dict(zip(COLUMNS, values)) for values in zip(*columns)]
         with self.engine.begin() as conn:
-            conn.execute(self.table.insert(), rows)
+            conn.execute(self.table.insert(), records)
 
     def close(self) -> None:
         self.engine.dispose()
 
 
 class InferenceTable:
+    """``record`` appends a tuple to a bounded deque (no lock, no conversion); a writer thread
+    wakes every ``_POLL_S``, and writes a batch once ``flush_rows`` are waiting or
+    ``flush_seconds`` have passed."""
+
     def __init__(self, target, *, queue_size: int = 10_000, flush_rows: int = 1_000, flush_seconds: float = 2.0):
         self.target = target
+        self.queue_size = queue_size
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._rows: collections.deque = collections.deque()
         self.dropped = 0
         self.written = 0
         self.failed_writes = 0
         self._closed = False
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drain, name="hangar-inference-table", daemon=True)
         self._thread.start()
 
-    def record(self, **fields: Any) -> None:
+    def record(self, *, request_id=None, endpoint=None, caller=None, served_entity=None, model_version=None,
+               timestamp_ms=None, latency_ms=None, status_code=None, error_code=None, cancelled=False,
+               prompt_tokens=None, completion_tokens=None, route=None, request=None, response=None) -> None:
+        """One request (``request`` / ``response``: bytes, text or JSON-able values). Never blocks."""
         if self._closed:
             return
-        row = {name: fields.get(name) for name in COLUMNS}
-        row["request"] = _text(row["request"])
-        row["response"] = _text(row["response"])
-        if row["timestamp_ms"] is None:
-            row["timestamp_ms"] = int(time.time() * 1000)
-        row["cancelled"] = bool(row["cancelled"])
-        try:
-            self._queue.put_nowait(row)
-        except queue.Full:
+        if len(self._rows) >= self.queue_size:
             self.dropped += 1
+            return
+        self._rows.append((request_id, endpoint, caller, served_entity, model_version,
+                           int(time.time() * 1000) if timestamp_ms is None else timestamp_ms, latency_ms, status_code,
+                           error_code, bool(cancelled), prompt_tokens, completion_tokens, route, request, response))
+
+    def _take(self) -> list[tuple]:
+        rows, popleft = [], self._rows.popleft
+        for _ in range(len(self._rows)):
+            rows.append(popleft())
+        return rows
 
     def _drain(self) -> None:
-        pending: list[dict] = []
         deadline = time.monotonic() + self.flush_seconds
         while True:
-            timeout = max(0.0, deadline - time.monotonic())
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                item = None
-            stop = item is _STOP
-            if item is not None and not stop:
-                pending.append(item)
-            if pending and (stop or len(pending) >= self.flush_rows or time.monotonic() >= deadline):
-                self._flush(pending)
-                pending = []
-            if time.monotonic() >= deadline:
-                deadline = time.monotonic() + self.flush_seconds
-            if stop:
+            stopping = self._stop.wait(_POLL_S)
+            now = time.monotonic()
+            if self._rows and (stopping or len(self._rows) >= self.flush_rows or now >= deadline):
+                self._flush(self._take())  # everything waiting (at most queue_size rows)
+                deadline = now + self.flush_seconds
+            elif now >= deadline:
+                deadline = now + self.flush_seconds
+            if stopping:
                 return
 
-    def _flush(self, rows: list[dict]) -> None:
+    def _flush(self, rows: list[tuple]) -> None:
         try:
             self.target.write(rows)
             self.written += len(rows)
@@ -158,7 +176,7 @@ class InferenceTable:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
+        self._stop.set()
         self._thread.join(timeout)
         self.target.close()
 

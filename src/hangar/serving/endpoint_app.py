@@ -18,6 +18,7 @@ on the app they started on, whose model queue is closed once they are done.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -172,6 +173,8 @@ class EndpointApp:
         self.authorizer = authorizer  # None: no auth (loopback, or --no-auth)
         self.metrics = EndpointMetrics(weakref.ref(self))
         self._limiter_failed_at = 0.0
+        self._ids = itertools.count(1)
+        self._id_prefix = uuid.uuid4().hex[:12]  # unique per process; a counter after it (no syscall per request)
 
     # -- ASGI -------------------------------------------------------------------------------------
     async def __call__(self, scope, receive, send):
@@ -198,6 +201,9 @@ class EndpointApp:
         if path in _ENDPOINT_ROUTES and scope["method"] == "GET":
             return await self._endpoint_route(path, send)
         await self._serve(scope, receive, send, caller)
+
+    def _next_id(self) -> str:
+        return f"{self._id_prefix}-{next(self._ids)}"
 
     async def _lifespan(self, receive, send):
         while True:
@@ -264,12 +270,12 @@ class EndpointApp:
                                       [(b"retry-after", retry_after_header(wait).encode())])
             await send(start)
             await send({"type": "http.response.body", "body": body})
-            self._record(scope, request_id or uuid.uuid4().hex, None, started, 429, b"", body, "application/json",
+            self._record(scope, request_id or self._next_id(), None, started, 429, b"", body, "application/json",
                          cancelled=False, error_code="RATE_LIMITED", caller=caller)
             return
         slot = self.slots[self.split.choose(request_id)]
         served = slot.current
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or self._next_id()
         extra = [(b"x-hangar-served-by", served.version.encode()), (b"x-request-id", request_id.encode())]
         captured_in: list[bytes] = []
         captured_out: list[bytes] = []
