@@ -329,9 +329,9 @@ def test_serve_inside_the_package_environment(tmp_path):
         assert proc.poll() is None, proc.stdout.read()
         r = httpx.post(f"http://127.0.0.1:{port}/invocations", json={"inputs": {"x": [1.0, 5.5]}}, timeout=10)
         assert r.status_code == 200 and r.json()["predictions"] == [2.0, 6.5]
-        server = psutil.Process(proc.pid).children(recursive=True)
-        interpreters = {p.cmdline()[0] for p in server}
-        assert any(i.startswith(str(home / "envs")) for i in interpreters), interpreters
+        server = [p for p in psutil.Process(proc.pid).children(recursive=True) if "hangar.cli.main" in " ".join(p.cmdline())]
+        assert not server, "the server replaced the launcher (exec): no child left behind on SIGTERM"
+        assert psutil.Process(proc.pid).cmdline()[0].startswith(str(home / "envs"))
     finally:
         proc.terminate()
-        proc.wait(timeout=60)
+        assert proc.wait(timeout=60) == 0

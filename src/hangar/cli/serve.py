@@ -59,8 +59,11 @@ def serve(model_uri, host, port, workers, max_batch_size, max_wait_ms, no_batchi
         argv += (["--no-batching"] if no_batching else []) + (["--access-log"] if access_log else [])
         argv += ["--inference-table", inference_table] if inference_table else []
         argv += (["--auth"] if auth else []) + (["--insecure"] if insecure else [])
-        manager = EnvManager(stream_output=True, hangar_extras=("serving",))
-        raise SystemExit(manager.run(model_uri, argv).returncode)
+        import os
+
+        env = EnvManager(stream_output=True, hangar_extras=("serving",)).ensure(model_uri)
+        # exec, not a child: SIGTERM from a supervisor reaches the server itself, which drains and exits
+        os.execve(str(env.python), [str(env.python), "-m", "hangar.cli.main", *argv], env.environ())
     from hangar.serving.server import serve as run
 
     settings = ServingSettings(batching=not no_batching, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,

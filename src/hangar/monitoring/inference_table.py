@@ -60,24 +60,42 @@ def _columns(rows: list[tuple]) -> list[list]:
 
 
 class ParquetTarget:
+    """Rows become Arrow record batches a few hundred at a time (``stage``: a short hold of the
+    GIL, so requests never wait long behind it); ``flush`` writes them as one Parquet file."""
+
     def __init__(self, folder: str):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._prefix = f"part-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._seq = 0
+        self._batches: list = []
+        self.staged = 0
 
-    def write(self, rows: list[tuple]) -> None:
+    def stage(self, rows: list[tuple]) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         schema = _schema()
         arrays = [pa.array(col, type=field.type) for col, field in zip(_columns(rows), schema)]
-        table = pa.Table.from_arrays(arrays, schema=schema)
+        self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+        self.staged += len(rows)
+
+    def flush(self) -> int:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self._batches:
+            return 0
+        batches, self._batches, written, self.staged = self._batches, [], self.staged, 0
         self._seq += 1
         final = self.folder / f"{self._prefix}-{self._seq:06d}.parquet"
         tmp = self.folder / f".{final.name}.tmp"
-        pq.write_table(table, tmp)
+        pq.write_table(pa.Table.from_batches(batches), tmp)
         os.replace(tmp, final)
+        return written
+
+    def write(self, rows: list[tuple]) -> None:
+        self.stage(rows)
+        self.flush()
 
     def close(self) -> None:
         pass
@@ -103,8 +121,7 @@ class SqlTarget:
         md.create_all(self.engine)
 
     def write(self, rows: list[tuple]) -> None:
-        columns = _columns(rows)
-        records = [dict(zip(COLUMNS, values)) for values in zip(*columns)]
+        records = [dict(zip(COLUMNS, values)) for values in zip(*_columns(rows))]
         with self.engine.begin() as conn:
             conn.execute(self.table.insert(), records)
 
@@ -112,13 +129,36 @@ class SqlTarget:
         self.engine.dispose()
 
 
+class _WriteAtFlush:
+    """Stages rows for a target that only has ``write(rows)`` (a SQL table: one insert per flush)."""
+
+    def __init__(self, target):
+        self.target = target
+        self._rows: list[tuple] = []
+        self.staged = 0
+
+    def stage(self, rows: list[tuple]) -> None:
+        self._rows.extend(rows)
+        self.staged = len(self._rows)
+
+    def flush(self) -> int:
+        rows, self._rows, self.staged = self._rows, [], 0
+        if rows:
+            self.target.write(rows)
+        return len(rows)
+
+    def close(self) -> None:
+        self.target.close()
+
+
 class InferenceTable:
-    """``record`` appends a tuple to a bounded deque (no lock, no conversion); a writer thread
-    wakes every ``_POLL_S``, and writes a batch once ``flush_rows`` are waiting or
+    """``record`` appends a tuple to a bounded deque (no lock, no conversion). A writer thread
+    wakes every ``_POLL_S`` and stages what arrived (a few hundred rows converted at a time, so
+    a request never waits long behind it), then writes once ``flush_rows`` are staged or
     ``flush_seconds`` have passed."""
 
     def __init__(self, target, *, queue_size: int = 10_000, flush_rows: int = 1_000, flush_seconds: float = 2.0):
-        self.target = target
+        self.target = target if hasattr(target, "stage") else _WriteAtFlush(target)
         self.queue_size = queue_size
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
@@ -151,25 +191,31 @@ class InferenceTable:
         return rows
 
     def _drain(self) -> None:
+        """Every ``_POLL_S``: stage what arrived (small conversions); write once ``flush_rows`` are
+        staged, ``flush_seconds`` have passed, or the table is closing."""
         deadline = time.monotonic() + self.flush_seconds
         while True:
             stopping = self._stop.wait(_POLL_S)
             now = time.monotonic()
-            if self._rows and (stopping or len(self._rows) >= self.flush_rows or now >= deadline):
-                self._flush(self._take())  # everything waiting (at most queue_size rows)
+            if self._rows:
+                rows = self._take()
+                self._guard(self.target.stage, rows, len(rows))
+            if self.target.staged and (stopping or self.target.staged >= self.flush_rows or now >= deadline):
+                self.written += self._guard(self.target.flush, None, self.target.staged) or 0
                 deadline = now + self.flush_seconds
             elif now >= deadline:
                 deadline = now + self.flush_seconds
             if stopping:
                 return
 
-    def _flush(self, rows: list[tuple]) -> None:
+    def _guard(self, step, arg, rows: int):
+        """Run a staging or writing step; on failure count its rows as lost, never raise."""
         try:
-            self.target.write(rows)
-            self.written += len(rows)
+            return step() if arg is None else step(arg)
         except Exception:  # noqa: BLE001 - the table must never take the endpoint down
-            self.failed_writes += len(rows)
-            log.exception("Writing %d inference-table rows failed; they are lost", len(rows))
+            self.failed_writes += rows
+            log.exception("Writing %d inference-table rows failed; they are lost", rows)
+            return None
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop taking records, write everything queued, and wait for the writer."""

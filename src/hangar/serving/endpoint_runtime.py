@@ -202,7 +202,11 @@ def create_endpoint_app() -> EndpointApp:
     uri = os.environ[_SINGLE_URI_ENV]
     config = single_model_config(uri, ServingSettings.from_env(), os.environ.get(_TABLE_ENV) or None)
     auth = model_auth(uri) if os.environ.get(_AUTH_ENV) == "1" else None
-    return EndpointRuntime("serve", config, record_lineage=False, auth=auth).build()
+    app = EndpointRuntime("serve", config, record_lineage=False, auth=auth).build()
+    from hangar.serving.server import freeze_startup_objects
+
+    freeze_startup_objects()
+    return app
 
 
 def serve_endpoint(name: str | None, *, model_uri: str | None = None, settings=None, host: str = "127.0.0.1",
@@ -213,13 +217,14 @@ def serve_endpoint(name: str | None, *, model_uri: str | None = None, settings=N
     On SIGTERM uvicorn stops accepting, finishes in-flight requests, then runs the lifespan
     shutdown, which stops the alias watcher and drains the inference table to its store."""
     from hangar.errors import require
-    from hangar.serving.server import _exit_quietly_on_signals, bind_socket
+    from hangar.serving.server import _exit_quietly_on_signals, bind_socket, freeze_startup_objects
 
     uvicorn = require("uvicorn", "serving")
     if auth and name is None:
         model_auth(model_uri)  # refuse an unregistered model before binding anything
     common = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=graceful_timeout,
-                  lifespan="on", server_header=False, access_log=access_log)
+                  lifespan="on", server_header=False, access_log=access_log,
+                  proxy_headers=False)
     sock = bind_socket(host, port)
     _exit_quietly_on_signals()
     log_to_stderr(log_level)
@@ -236,6 +241,7 @@ def serve_endpoint(name: str | None, *, model_uri: str | None = None, settings=N
                 runtime = EndpointRuntime("serve", single_model_config(model_uri, settings, inference_table),
                                           record_lineage=False, auth=model_auth(model_uri) if auth else None)
             app = runtime.build()
+            freeze_startup_objects()
             uvicorn.Server(uvicorn.Config(app, **common)).run(sockets=[sock])
             return
         from uvicorn.supervisors import Multiprocess
