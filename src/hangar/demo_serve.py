@@ -40,6 +40,16 @@ def _wait_ready(proc: subprocess.Popen, url: str, timeout: float) -> None:
     raise HangarError(f"hangar serve was not ready within {timeout:.0f} s")
 
 
+def stop(proc: subprocess.Popen, grace_s: float = 30) -> None:
+    """SIGTERM (a graceful drain), then SIGKILL if the process has not exited in ``grace_s``."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def serve_and_ask(settings: Settings, max_tokens: int, console, timings: list) -> dict:
     """Start the server, send one chat request and one /invocations request, stop the server."""
     import httpx
@@ -65,12 +75,7 @@ def serve_and_ask(settings: Settings, max_tokens: int, console, timings: list) -
         inv.raise_for_status()
         timings.append(("POST /invocations (MLflow scoring protocol)", time.perf_counter() - t))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     answers = {"openai": chat.choices[0].message.content.strip(),
                "invocations": inv.json()["predictions"]["choices"][0]["message"]["content"].strip()}
     console.print(f"[green]✓[/green] served {MODEL_URI} on {url}: the openai client got "

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from hangar.config import Settings
-from hangar.demo_serve import _free_port, _wait_ready
+from hangar.demo_serve import _free_port, _wait_ready, stop
 
 MODEL = "main.default.assistant"
 MODEL_URI = f"models:/{MODEL}@champion"
@@ -154,11 +153,6 @@ def govern_and_load(settings: Settings, max_tokens: int, console, timings: list,
     finally:
         if admin is not None:
             admin.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     console.print(f"[green]✓[/green] hangar server stopped (exit {proc.returncode})")
     return seen
