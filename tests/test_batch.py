@@ -132,9 +132,11 @@ def test_csv_and_jsonl_inputs_folder_and_glob(model, tmp_path, suffix):
         else:
             path.write_text("".join(json.dumps(r) + "\n" for r in t.to_pylist()))
     (folder / "_SUCCESS").write_text("")  # hidden files are skipped
-    hb.run(model, folder, tmp_path / "out1", workers=1, chunk_rows=128, record=False)
+    folder_job = hb.run(model, folder, tmp_path / "out1", workers=1, chunk_rows=128, record=False)
+    assert (folder_job.rows, folder_job.chunks) == (300, 3)
     _check_output(pq.read_table(tmp_path / "out1"), 300)
-    hb.run(model, str(folder / f"*{suffix}"), tmp_path / "out2.jsonl", workers=1, chunk_rows=128, record=False)
+    glob_job = hb.run(model, str(folder / f"*{suffix}"), tmp_path / "out2.jsonl", workers=1, chunk_rows=128, record=False)
+    assert glob_job.rows == 300
     rows = [json.loads(line) for line in (tmp_path / "out2.jsonl").read_text().splitlines()]
     _check_output(pa.Table.from_pylist(rows), 300)
 
