@@ -266,3 +266,28 @@ def test_a_file_changed_in_storage_with_its_manifest_entry_is_refused_locally_an
     local = SqlRegistry(hub.app.state.services.tracking, actor="test", cache_dir=tmp_path / "cache")
     with pytest.raises(CorruptPackageError, match="recorded at registration"):
         local.resolve("models:/main.default.guarded/1")
+
+
+def test_a_batch_job_records_its_run_through_the_server(hub, tmp_path, monkeypatch, caplog):
+    """HANGAR_TRACKING_URI=http://...: the job's run goes through the server; its lineage edges
+    need a direct store connection and are skipped with a warning, not a crash after the work."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import hangar.batch as hb
+    import hangar.pyfunc as hp
+    from hangar.tracking import fluent
+
+    monkeypatch.setenv("HANGAR_TRACKING_URI", hub.url)
+    fluent.set_tracking_uri(hub.url)
+    try:
+        pkg = hp.save_model(tmp_path / "len", lambda df: df["text"].str.len(), input_example={"text": ["a"]})
+        pq.write_table(pa.table({"text": ["a", "bb", "ccc"]}), tmp_path / "in.parquet")
+        with caplog.at_level("WARNING", logger="hangar.batch"):
+            result = hb.run(pkg, tmp_path / "in.parquet", tmp_path / "out", workers=1)
+        assert (result.rows, result.failed) == (3, 0)
+        run = fluent.client().get_run(result.run_id)
+        assert run.info.status == "FINISHED" and run.data.metrics["rows"] == 3
+        assert "Lineage of batch job" in caplog.text
+    finally:
+        fluent.set_tracking_uri(None)

@@ -8,6 +8,7 @@ job → output.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -23,6 +24,7 @@ from hangar.batch.sinks import open_sink
 from hangar.batch.sources import open_source, rechunk
 from hangar.errors import BatchJobError
 
+log = logging.getLogger("hangar.batch")
 ENGINES = ("local", "ray", "spark")
 DEFAULT_EXPERIMENT = "batch-jobs"
 _MAX_CHUNK = 65_536
@@ -318,9 +320,13 @@ def _finish_run(run_id: str, result: BatchResult, model: PinnedModel, source, si
               "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
               "resumed_chunks": result.resumed_chunks}
     client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()])
-    with write_transaction(client.store.engine) as conn:
-        lineage.add_edge(conn, "table", source.lineage_id, "batch_job", run_id)
-        lineage.add_edge(conn, "batch_job", run_id, "table", sink.lineage_id)
-        if model.version_id is not None:
-            lineage.add_edge(conn, "model_version", model.version_id, "batch_job", run_id)
+    engine = getattr(client.store, "engine", None)
+    if engine is None:  # a Hangar server's store: the run is recorded, the edges need a direct connection
+        log.warning("Lineage of batch job %s not recorded: the tracking URI is a Hangar server", run_id)
+    else:
+        with write_transaction(engine) as conn:
+            lineage.add_edge(conn, "table", source.lineage_id, "batch_job", run_id)
+            lineage.add_edge(conn, "batch_job", run_id, "table", sink.lineage_id)
+            if model.version_id is not None:
+                lineage.add_edge(conn, "model_version", model.version_id, "batch_job", run_id)
     client.set_terminated(run_id, status="FINISHED")

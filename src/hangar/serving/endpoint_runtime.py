@@ -132,14 +132,20 @@ class EndpointRuntime:
                 self.app.metrics.swaps.labels(key).inc()
 
         if followed:
-            store_uri = str(registry.engine.url.render_as_string(hide_password=False))
+            engine = getattr(registry, "engine", None)  # None through a Hangar server: polling only
+            listen = listen_url_for(engine.url.render_as_string(hide_password=False)) if engine is not None else None
             self.watcher = AliasWatcher(followed, lambda m, a: registry.get_version_by_alias(m, a).version, on_move,
-                                        poll_s=cfg.alias_poll_seconds, listen_url=listen_url_for(store_uri))
+                                        poll_s=cfg.alias_poll_seconds, listen_url=listen)
             self.watcher.start()
         authorizer = None
         if self.auth is not None:
+            from hangar.errors import InvalidArgumentError
             from hangar.serving.auth import ServingAuthorizer
 
+            if getattr(registry, "engine", None) is None:
+                raise InvalidArgumentError("Serving with auth checks tokens and grants in the metadata store: set "
+                                           "HANGAR_TRACKING_URI to the store (sqlite:///... or postgresql://...), not "
+                                           "a Hangar server URL, or serve with --no-auth on loopback")
             authorizer = ServingAuthorizer(registry.engine, *self.auth)
         self.app = EndpointApp(self.name, slots, split=TrafficSplit([e.weight for e in cfg.served_entities]),
                                limiter=limiter, table=table, on_shutdown=self.stop, hangar_version=__version__,
