@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from hangar.catalog import audit
 from hangar.catalog.store import SqlRegistry
@@ -119,9 +119,12 @@ def test_tokens_are_random_stored_as_digests_and_expire_or_are_revoked(store):
 
 
 def test_migration_creates_the_identity_tables(store):
+    from sqlalchemy import inspect
+
     with store.engine.connect() as conn:
-        for table in ("principals", "group_members", "tokens", "grants", "securable_owners"):
-            conn.execute(text(f"SELECT COUNT(*) FROM {table}"))
+        missing = [t for t in ("principals", "group_members", "tokens", "grants", "securable_owners")
+                   if not inspect(conn).has_table(t)]
+    assert not missing
 
 
 def test_deleting_a_securable_removes_its_grants_so_a_new_one_of_the_same_name_inherits_nothing(store):

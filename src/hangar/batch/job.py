@@ -303,8 +303,8 @@ def _end_run(run_id: str, status: str) -> None:
         from hangar.tracking import fluent
 
         fluent.client().set_terminated(run_id, status=status)
-    except Exception:  # noqa: BLE001 - never hide the job's own error behind a bookkeeping one
-        pass
+    except Exception as exc:  # noqa: BLE001 - never hide the job's own error behind a bookkeeping one
+        log.warning("Could not mark run %s as %s: %s", run_id, status, exc)
 
 
 def _finish_run(run_id: str, result: BatchResult, model: PinnedModel, source, sink) -> None:

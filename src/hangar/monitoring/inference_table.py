@@ -93,10 +93,6 @@ class ParquetTarget:
         os.replace(tmp, final)
         return written
 
-    def write(self, rows: list[tuple]) -> None:
-        self.stage(rows)
-        self.flush()
-
     def close(self) -> None:
         pass
 

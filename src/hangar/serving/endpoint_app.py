@@ -212,6 +212,8 @@ class EndpointApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.close()
+                if self.limiter is not None:
+                    await self.limiter.close()  # a Redis limiter's connections
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
