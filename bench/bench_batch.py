@@ -8,7 +8,7 @@ Run with the Hangar venv's interpreter (MLflow and PySpark live in their own ven
     .venv/bin/python bench/bench_batch.py --quick          # 100k / 4k / 1M rows, one repeat, ~2 min
     .venv/bin/python bench/bench_batch.py --skip-mlflow    # Hangar rows only
 
-Every measurement is a fresh child process (this file run with ``--child SPEC``, or the
+Every measurement is a fresh child process (``batch_child.py SPEC``, or the
 ``hangar batch`` command); the parent samples the RSS of the child's whole process tree every
 50 ms and checks each output (row count and, for the trivial model, the sum of predictions).
 Hangar's children share one ``HANGAR_HOME`` whose store was created before timing, so each job
@@ -75,169 +75,6 @@ class BenchError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- the children
-# Run as ``python bench_batch.py --child SPEC``; stdlib-only at import so that the MLflow venv can
-# run this file too. Each prints one JSON line.
-
-
-def _preimport(lib: str) -> float:
-    t0 = time.perf_counter()
-    import pandas  # noqa: F401
-    import pyarrow  # noqa: F401
-    import pyarrow.parquet  # noqa: F401
-
-    if lib == "hangar":
-        import hangar.batch  # noqa: F401
-        import hangar.pyfunc  # noqa: F401
-    else:
-        import mlflow.pyfunc  # noqa: F401
-    return time.perf_counter() - t0
-
-
-def _output_table(batch, predictions, version: str):
-    """The columns every writer here produces: input + prediction + model_version + error."""
-    import pyarrow as pa
-
-    n = batch.num_rows
-    arrays = [*batch.columns, pa.array(predictions), pa.array([version] * n, pa.string()), pa.nulls(n, pa.string())]
-    return pa.Table.from_arrays(arrays, names=[*batch.schema.names, "prediction", "model_version", "error"])
-
-
-def child_save(spec: dict) -> dict:
-    import pandas as pd
-    import trivial_models
-
-    example = pd.DataFrame({"text": ["abc"]})
-    if spec["lib"] == "hangar":
-        import hangar.pyfunc as pf
-    else:
-        import mlflow.pyfunc as pf
-    pf.save_model(spec["path"], python_model=getattr(trivial_models, spec["cls"])(), input_example=example)
-    return {"saved": spec["path"]}
-
-
-def _profiler(spec: dict):
-    if not spec.get("profile"):
-        return None
-    import cProfile
-
-    profiler = cProfile.Profile()
-    profiler.enable()
-    return profiler
-
-
-def _dump(profiler, spec: dict) -> None:
-    if profiler is not None:
-        profiler.disable()
-        profiler.dump_stats(spec["profile"])
-
-
-def child_hangar_run(spec: dict) -> dict:
-    import_s = _preimport("hangar")
-    import hangar.batch
-
-    kwargs = {"workers": spec.get("workers"), "chunk_rows": spec.get("chunk_rows"), "record": spec.get("record", True),
-              "progress": False}
-    profiler = _profiler(spec)
-    t0, c0 = time.perf_counter(), time.process_time()
-    result = hangar.batch.run(spec["model"], spec["input"], spec["output"], **kwargs)
-    timed, cpu = time.perf_counter() - t0, time.process_time() - c0
-    _dump(profiler, spec)
-    return {"timed_s": timed, "cpu_s": cpu, "import_s": import_s, "rows": result.rows, "failed": result.failed,
-            "chunks": result.chunks, "duration_s": result.duration_s, "run_id": result.run_id,
-            "first_error": result.first_error}
-
-
-def child_limit(spec: dict) -> dict:
-    """The hand-written loop: the model's own predict on each record batch, one ParquetWriter."""
-    lib = spec["lib"]
-    import_s = _preimport(lib)
-    import pyarrow.parquet as pq
-
-    if lib == "hangar":
-        import hangar.pyfunc as pf
-    else:
-        import mlflow.pyfunc as pf
-    profiler = _profiler(spec)
-    t0, c0 = time.perf_counter(), time.process_time()
-    model = pf.load_model(spec["model"])
-    load_s = time.perf_counter() - t0
-    version = spec.get("version") or str(spec["model"])
-    rows = 0
-    writer = None
-    try:
-        for batch in pq.ParquetFile(spec["input"]).iter_batches(batch_size=spec["chunk_rows"]):
-            predictions = model.predict(batch.to_pandas())
-            if hasattr(predictions, "tolist"):
-                predictions = predictions.tolist()
-            out = _output_table(batch, predictions, version)
-            if writer is None:
-                writer = pq.ParquetWriter(spec["output"], out.schema)
-            writer.write_table(out)
-            rows += batch.num_rows
-    finally:
-        if writer is not None:
-            writer.close()
-    timed, cpu = time.perf_counter() - t0, time.process_time() - c0
-    _dump(profiler, spec)
-    return {"timed_s": timed, "cpu_s": cpu, "load_s": load_s, "import_s": import_s, "rows": rows}
-
-
-def child_spark_udf(spec: dict) -> dict:
-    """MLflow's spark_udf on local Spark, as its docs show it: read Parquet, add a column, write Parquet."""
-    t0 = time.perf_counter()
-    import mlflow.pyfunc
-    from pyspark.sql import SparkSession
-
-    t_import = time.perf_counter()
-    spark = (SparkSession.builder.master(spec.get("master", "local[2]")).appName("bench-batch")
-             .config("spark.ui.enabled", "false").getOrCreate())
-    spark.sparkContext.setLogLevel("ERROR")
-    t_spark = time.perf_counter()
-    udf = mlflow.pyfunc.spark_udf(spark, spec["model"], result_type="long", env_manager="local")
-    t_udf = time.perf_counter()
-    df = spark.read.parquet(spec["input"])
-    partitions = df.rdd.getNumPartitions()
-    df.withColumn("prediction", udf("text")).write.mode("overwrite").parquet(spec["output"])
-    t_job = time.perf_counter()
-    spark.stop()
-    t_end = time.perf_counter()
-    return {"timed_s": t_end - t0, "import_s": t_import - t0, "spark_start_s": t_spark - t_import,
-            "udf_s": t_udf - t_spark, "job_s": t_job - t_udf, "stop_s": t_end - t_job, "partitions": partitions}
-
-
-def _spin_chunk(seeds: list[int]) -> int:
-    import trivial_models
-
-    return sum(trivial_models.spin(s) for s in seeds)
-
-
-def child_spin_ceiling(spec: dict) -> dict:
-    """The machine's own ceiling for the scaling case: the same per-row work split over N plain
-    spawned processes (``multiprocessing.Pool``, no Hangar, no pandas, no Parquet)."""
-    import multiprocessing
-
-    rows, procs, chunk = spec["rows"], spec["procs"], spec["chunk_rows"]
-    chunks = [list(range(i, min(rows, i + chunk))) for i in range(0, rows, chunk)]
-    t0 = time.perf_counter()
-    if procs == 1:
-        total = sum(_spin_chunk(c) for c in chunks)
-    else:
-        with multiprocessing.get_context("spawn").Pool(procs) as pool:
-            total = sum(pool.map(_spin_chunk, chunks, chunksize=1))
-    return {"timed_s": time.perf_counter() - t0, "checksum": total}
-
-
-CHILDREN = {"spin_ceiling": child_spin_ceiling, "save": child_save, "hangar_run": child_hangar_run, "limit": child_limit,
-            "spark_udf": child_spark_udf}
-
-
-def child_main(spec_text: str) -> int:
-    spec = json.loads(spec_text)
-    out = CHILDREN[spec["case"]](spec)
-    print(json.dumps(out), flush=True)
-    return 0
-
-
 # --------------------------------------------------------------------------- running children
 
 
@@ -378,7 +215,7 @@ class Bench:
     def child(self, lib: str, spec: dict, label: str, *, timing: bool = True) -> dict:
         python = self.args.hangar_python if lib == "hangar" else self.args.mlflow_python
         env = self.env_h if lib == "hangar" else self.env_m
-        argv = [str(python), str(BENCH_DIR / "bench_batch.py"), "--child", json.dumps(spec)]
+        argv = [str(python), str(BENCH_DIR / "batch_child.py"), json.dumps(spec)]
         return self.measure(argv, env, label, Path(spec["output"]) if spec.get("output") else None, retry=timing)
 
     def cli(self, argv: list[str], label: str) -> dict:
@@ -849,7 +686,6 @@ def parse_args(argv=None):
     p.add_argument("--json", action="store_true", help="print the JSON results on stdout (the table goes to stderr)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (models, store) and say where")
     p.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.rows, args.scaling_rows, args.memory_rows = 100_000, 4_000, 1_000_000
@@ -903,8 +739,6 @@ def git_state() -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.child:
-        return child_main(args.child)
     try:
         preflight(args)
     except BenchError as e:
