@@ -230,6 +230,19 @@ def test_plain_columns_fast_path_matches_the_general_path(data):
     assert list(fast.dtypes.astype(str)) == list(general.dtypes.astype(str))
 
 
+def test_plain_columns_frames_share_nothing_a_model_can_change():
+    from hangar.models.enforce import _enforce_plain_columns
+    from hangar.models.signature import ColSpec, Schema
+
+    schema = Schema([ColSpec({"type": "string"}, "s"), ColSpec({"type": "long"}, "i")])
+    first = _enforce_plain_columns({"s": ["a"], "i": [1]}, schema)
+    first["added"] = 2  # a model that adds a column, renames, writes in place
+    first.columns = ["t", "i", "added"]
+    first.loc[0, "i"] = 9
+    second = _enforce_plain_columns({"s": ["b"], "i": [2]}, schema)
+    assert list(second.columns) == ["s", "i"] and second.to_dict("records") == [{"s": "b", "i": 2}]
+
+
 @pytest.mark.parametrize("data", [{"s": ["a", None], "i": [1, 2], "b": [True, True]}, {"s": ["a"], "i": [1.0], "b": [True]},
                                   {"s": ["a"], "i": [True], "b": [True]}, {"s": ["a"], "b": [True]},
                                   {"s": ["a", "b"], "i": [1], "b": [True]}, {"s": ["a"], "i": [2**64], "b": [True]}])

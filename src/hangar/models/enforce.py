@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from typing import Any
 
 from hangar.errors import SchemaMismatchError, UnknownParamError
@@ -152,14 +153,14 @@ def _enforce_plain_columns(data: dict, schema: Schema):
     batch): one DataFrame, built with the dtypes the general path ends with. None when the input
     is anything else (a missing value, another type, a column missing): the general path then
     checks it and words the error."""
-    import pandas as pd
-
     if not schema.is_named or not data or not all(type(k) is str and type(v) is list for k, v in data.items()):
         return None
     lengths = {len(v) for v in data.values()}
-    if len(lengths) != 1 or not lengths.pop():
+    if len(lengths) != 1 or not (n := lengths.pop()):
         return None
-    out = {}
+    import numpy as np
+
+    names, arrays = [], []
     for col in schema.columns:
         values = data.get(col.name)
         if values is None:
@@ -169,8 +170,33 @@ def _enforce_plain_columns(data: dict, schema: Schema):
         dtype = _PLAIN_DTYPES.get(col.type["type"])
         if dtype is None or not _plain_column(values, col.type["type"]):
             return None
-        out[col.name] = pd.Series(values, dtype=dtype, name=col.name)
-    return pd.DataFrame(out)
+        names.append(col.name)
+        arrays.append(np.array(values, dtype=dtype))
+    return _frame(arrays, tuple(names), n)
+
+
+def _frame(arrays: list, names: tuple, rows: int):
+    """A DataFrame from 1-d arrays that already have their final dtypes. ``pd.DataFrame(dict)``
+    re-checks and re-infers everything, and builds a new column index from the names, ≈ 300 µs for
+    one row in pandas 3 (more than the rest of a served request); this is ≈ 30 µs. It uses
+    pandas' ``DataFrame._from_arrays``, falling back to the public constructor if that goes."""
+    import pandas as pd
+
+    build = getattr(pd.DataFrame, "_from_arrays", None)
+    if build is not None:
+        try:
+            return build(arrays, columns=_column_index(names), index=pd.RangeIndex(rows), verify_integrity=False)
+        except TypeError:  # another pandas' signature
+            pass
+    return pd.DataFrame(dict(zip(names, arrays)), columns=list(names))
+
+
+@functools.lru_cache(maxsize=256)
+def _column_index(names: tuple):
+    """Column indexes are immutable, so frames of the same schema share one."""
+    import pandas as pd
+
+    return pd.Index(list(names))
 
 
 def enforce_dataframe(data: Any, schema: Schema | None):
