@@ -26,6 +26,9 @@ _D = ServingSettings()
               help="Seconds a request may wait and run; after that it is answered 504.")
 @click.option("--model-threads", default=0, show_default=True, type=click.IntRange(0, 256),
               help="Predict calls at once per worker (0: 1 for batched models, 40 otherwise).")
+@click.option("--inline-max-ms", default=_D.inline_max_ms, show_default=True, type=click.FloatRange(0, 1_000),
+              help="At low load, run a model whose recent calls all took less than this on the event loop, "
+              "saving the hop to a model thread (0: never).")
 @click.option("--inference-table", metavar="DEST",
               help="Record every request and response: a folder (Parquet files) or a SQLAlchemy URL#table.")
 @click.option("--env-manager", type=click.Choice(["local", "uv"]), default="local", show_default=True,
@@ -37,7 +40,7 @@ _D = ServingSettings()
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(model_uri, host, port, workers, max_batch_size, max_wait_ms, no_batching, max_queue, request_timeout,
-          model_threads, inference_table, env_manager, auth, insecure, access_log, log_level):
+          model_threads, inline_max_ms, inference_table, env_manager, auth, insecure, access_log, log_level):
     """Serve MODEL_URI (a path, models:/name/N, models:/name@alias, runs:/...).
 
     Routes: POST /invocations; POST /v1/chat/completions, /v1/completions, /v1/embeddings and
@@ -55,7 +58,8 @@ def serve(model_uri, host, port, workers, max_batch_size, max_wait_ms, no_batchi
 
         argv = ["serve", model_uri, "--host", host, "--port", str(port), "--workers", str(workers),
                 "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms), "--max-queue", str(max_queue),
-                "--request-timeout", str(request_timeout), "--model-threads", str(model_threads), "--log-level", log_level]
+                "--request-timeout", str(request_timeout), "--model-threads", str(model_threads), "--log-level", log_level,
+                "--inline-max-ms", str(inline_max_ms)]
         argv += (["--no-batching"] if no_batching else []) + (["--access-log"] if access_log else [])
         argv += ["--inference-table", inference_table] if inference_table else []
         argv += (["--auth"] if auth else []) + (["--insecure"] if insecure else [])
@@ -67,6 +71,7 @@ def serve(model_uri, host, port, workers, max_batch_size, max_wait_ms, no_batchi
     from hangar.serving.server import serve as run
 
     settings = ServingSettings(batching=not no_batching, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
-                               max_queue=max_queue, request_timeout=request_timeout, model_threads=model_threads)
+                               max_queue=max_queue, request_timeout=request_timeout, model_threads=model_threads,
+                               inline_max_ms=inline_max_ms)
     run(model_uri, host=host, port=port, workers=workers, log_level=log_level, settings=settings,
         access_log=access_log, inference_table=inference_table, auth=auth)

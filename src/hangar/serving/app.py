@@ -201,7 +201,8 @@ def make_batcher(model, settings: ServingSettings, on_batch=None) -> Batcher:
     """The model queue: adaptive batches for row-wise models, one request per call otherwise."""
     from functools import partial
 
-    common = dict(max_queue=settings.max_queue, timeout_s=settings.request_timeout, on_batch=on_batch)
+    common = dict(max_queue=settings.max_queue, timeout_s=settings.request_timeout, on_batch=on_batch,
+                  inline_max_s=settings.inline_max_ms / 1000)
     if settings.batching and model.input_mode in BATCHED_INPUT_MODES:
         return Batcher(partial(score_batch, model), max_batch_size=settings.max_batch_size,
                        max_wait_s=settings.max_wait_ms / 1000, concurrency=settings.model_threads or 1, **common)

@@ -20,6 +20,7 @@ _ENV = {
     "request_timeout": "HANGAR_SERVE_REQUEST_TIMEOUT",
     "max_body_bytes": "HANGAR_SERVE_MAX_BODY_BYTES",
     "model_threads": "HANGAR_SERVE_MODEL_THREADS",
+    "inline_max_ms": "HANGAR_SERVE_INLINE_MAX_MS",
 }
 
 
@@ -32,6 +33,7 @@ class ServingSettings:
     request_timeout: float = 30.0  # seconds from arrival to answer; beyond it: 504
     max_body_bytes: int = 16 * 1024 * 1024
     model_threads: int = 0  # predict calls at once; 0: 1 for batched models, 40 otherwise
+    inline_max_ms: float = 1.0  # a model whose calls are all quicker runs on the event loop at low load; 0: never
 
     def __post_init__(self):
         if self.max_batch_size < 1:
@@ -44,6 +46,8 @@ class ServingSettings:
             raise InvalidArgumentError(f"request_timeout must be positive, got {self.request_timeout}")
         if self.model_threads < 0:
             raise InvalidArgumentError(f"model_threads must be 0 (automatic) or more, got {self.model_threads}")
+        if self.inline_max_ms < 0:
+            raise InvalidArgumentError(f"inline_max_ms must be 0 (never inline) or more, got {self.inline_max_ms}")
         if self.max_body_bytes < 1:
             raise InvalidArgumentError(f"max_body_bytes must be positive, got {self.max_body_bytes}")
 

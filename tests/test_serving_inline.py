@@ -1,0 +1,159 @@
+"""Quick model calls run on the event loop at low load (batching.Batcher's inline path); slow or
+sometimes-slow models stay in the model thread. No timing assertions: the models here are either
+trivially quick or sleep far past the limit."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import httpx
+import pytest
+from test_serving import running
+
+import hangar.pyfunc as hp
+from hangar.models import infer_signature
+from hangar.serving.app import build_app
+from hangar.serving.batching import INLINE_SLOW_RATE, Batcher
+from hangar.serving.rowwise import Invocation
+from hangar.serving.settings import ServingSettings
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _inv(n=1):
+    return Invocation({"text": ["x"] * n}, None, "columns", ("columns", ("text",), False), n)
+
+
+class _Scorer:
+    """Records the thread of every call; sleeps ``delay`` seconds while ``slow`` is set."""
+
+    def __init__(self, delay=0.0):
+        self.delay = delay
+        self.threads: list[str] = []
+
+    def __call__(self, invs):
+        self.threads.append(threading.current_thread().name)
+        if self.delay:
+            time.sleep(self.delay)
+        return [b"ok" for _ in invs]
+
+
+async def _one_by_one(batcher: Batcher, n: int) -> list:
+    answers = []
+    for _ in range(n):
+        started = batcher.arrive()
+        answers.append(await batcher.submit(_inv(), started))
+    return answers
+
+
+def test_quick_calls_move_to_the_event_loop_once_the_model_proved_quick():
+    scorer = _Scorer()
+    batcher = Batcher(scorer, inline_max_s=0.05)
+
+    async def main():
+        answers = await _one_by_one(batcher, 400)
+        return answers, threading.current_thread().name
+
+    answers, loop_thread = asyncio.run(main())
+    batcher.close()
+    assert answers == [b"ok"] * 400
+    assert scorer.threads[0].startswith("hangar-model")  # not proven quick yet
+    assert scorer.threads[-1] == loop_thread
+    inline = scorer.threads.index(loop_thread)
+    assert all(t == loop_thread for t in scorer.threads[inline:])  # sequential load stays inline
+
+
+def test_a_slow_model_never_runs_on_the_event_loop():
+    scorer = _Scorer(delay=0.004)
+    batcher = Batcher(scorer, inline_max_s=0.001)
+    asyncio.run(_one_by_one(batcher, 30))
+    batcher.close()
+    assert all(t.startswith("hangar-model") for t in scorer.threads)
+
+
+def test_inline_off_keeps_every_call_in_the_model_thread():
+    scorer = _Scorer()
+    batcher = Batcher(scorer, inline_max_s=0)
+    asyncio.run(_one_by_one(batcher, 300))
+    batcher.close()
+    assert all(t.startswith("hangar-model") for t in scorer.threads)
+
+
+def test_a_model_that_turns_slow_goes_back_to_the_thread_and_stays_there_while_it_is_often_slow():
+    scorer = _Scorer()
+    batcher = Batcher(scorer, inline_max_s=0.003)
+
+    async def main():
+        await _one_by_one(batcher, 400)
+        loop_thread = threading.current_thread().name
+        assert scorer.threads[-1] == loop_thread
+        scorer.delay = 0.02  # slow from now on: at most one call blocks the loop
+        scorer.threads.clear()
+        await _one_by_one(batcher, 12)
+        assert scorer.threads[0] == loop_thread and all(t != loop_thread for t in scorer.threads[1:])
+        # Slow one call in four: the moving share of slow calls stays far above the limit.
+        scorer.threads.clear()
+        for i in range(60):
+            scorer.delay = 0.02 if i % 4 == 0 else 0.0
+            await _one_by_one(batcher, 1)
+        assert batcher._slow_rate > INLINE_SLOW_RATE
+        return loop_thread
+
+    loop_thread = asyncio.run(main())
+    batcher.close()
+    assert loop_thread not in scorer.threads
+
+
+def test_concurrent_requests_still_share_batches():
+    sizes = []
+
+    def score(invs):
+        sizes.append(len(invs))
+        time.sleep(0.01)
+        return [b"ok" for _ in invs]
+
+    batcher = Batcher(score, inline_max_s=1.0)  # a generous limit: only the load keeps calls off the loop
+
+    async def main():
+        await _one_by_one(batcher, 50)
+
+        async def one():
+            started = batcher.arrive()
+            await asyncio.sleep(0)
+            return await batcher.submit(_inv(), started)
+
+        return await asyncio.gather(*(one() for _ in range(32)))
+
+    answers = asyncio.run(main())
+    batcher.close()
+    assert answers == [b"ok"] * 32
+    assert max(sizes[50:]) > 1
+
+
+class AsyncInside(hp.PythonModel):
+    """A model whose predict runs its own event loop (an async client used synchronously)."""
+
+    def __init__(self):
+        self.threads = []
+
+    def predict(self, context, model_input, params=None):
+        async def length(text):
+            await asyncio.sleep(0)
+            return len(text)
+
+        self.threads.append(threading.current_thread().name)
+        return [asyncio.run(length(t)) for t in model_input["text"]]
+
+
+def test_a_model_that_runs_its_own_event_loop_works_inline(tmp_path):
+    pkg = hp.save_model(tmp_path / "m", AsyncInside(), signature=infer_signature({"text": ["abc"]}))
+    model = hp.load_model(pkg)
+    app = build_app(model, model_uri=str(pkg), settings=ServingSettings(inline_max_ms=50))
+    with running(app) as url, httpx.Client(base_url=url) as client:
+        bodies = [client.post("/invocations", json={"inputs": {"text": ["a" * (i % 7)]}}) for i in range(300)]
+    threads = model.unwrap_python_model().threads
+    assert threads[0].startswith("hangar-model") and not threads[-1].startswith("hangar-model")  # the last ran inline
+    assert [r.status_code for r in bodies] == [200] * 300
+    assert [r.json()["predictions"] for r in bodies[-7:]] == [[(i % 7)] for i in range(293, 300)]
