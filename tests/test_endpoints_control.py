@@ -35,11 +35,24 @@ def test_config_defaults_and_round_trip():
     assert parse_endpoint_config(cfg.to_dict()) == cfg
 
 
+def test_entity_settings_reach_the_model_queue():
+    from hangar.serving.endpoint_runtime import _settings_for, single_model_config
+    from hangar.serving.settings import ServingSettings
+
+    cfg = parse_endpoint_config({"served_entities": [{"model": "m", "inline_max_ms": 0, "threads": 3}]})
+    settings = _settings_for(cfg.served_entities[0], cfg.limits)
+    assert (settings.inline_max_ms, settings.model_threads) == (0, 3)
+    single = single_model_config("/pkg", ServingSettings(inline_max_ms=0.25, max_wait_ms=7))
+    again = _settings_for(single.served_entities[0], single.limits)
+    assert (again.inline_max_ms, again.max_wait_ms) == (0.25, 7)
+
+
 @pytest.mark.parametrize("change, message", [
     ({"served_entities": []}, "served_entities must be a non-empty list"),
     ({"served_entities": [{"model": "m", "wieght": 1}]}, "unknown field(s) ['wieght']"),
     ({"served_entities": [{"model": "m", "weight": -1}]}, "weight must be a number >= 0"),
     ({"served_entities": [{"model": "m", "weight": 0}]}, "positive weight"),
+    ({"served_entities": [{"model": "m", "inline_max_ms": -1}]}, "inline_max_ms must be a number >= 0"),
     ({"served_entities": [{"model": "m", "name": "a"}, {"model": "n", "name": "a"}]}, "used twice"),
     ({"served_entities": [{"model": "models:/a b c"}]}, "not a valid model URI"),
     ({"secrets": {"KEY": "sk-live-123"}}, "never the secret itself"),

@@ -9,6 +9,7 @@ Written by people as YAML (``hangar endpoints create NAME --config endpoint.yaml
         weight: 10
         max_batch_size: 16
         threads: 2              # predict calls at once (default: 1 batched, 40 unbatched)
+        inline_max_ms: 1        # a quick model runs on the event loop at low load (0: never)
     alias_poll_seconds: 5
     limits: {rate_per_minute: 600, max_payload_bytes: 16777216, request_timeout_s: 30, max_queue: 512}
     rate_limit_redis: redis://127.0.0.1:6379/0
@@ -31,7 +32,7 @@ from hangar.errors import InvalidArgumentError
 
 ENDPOINT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ENTITY_KEYS = {"name", "model", "weight", "max_batch_size", "max_wait_ms", "batching", "threads"}
+_ENTITY_KEYS = {"name", "model", "weight", "max_batch_size", "max_wait_ms", "batching", "threads", "inline_max_ms"}
 _TOP_KEYS = {"served_entities", "alias_poll_seconds", "limits", "rate_limit_redis", "secrets", "inference_table"}
 _LIMIT_KEYS = {"rate_per_minute", "max_payload_bytes", "request_timeout_s", "max_queue"}
 _TABLE_KEYS = {"parquet", "sql", "queue_size", "flush_rows", "flush_seconds"}
@@ -46,6 +47,7 @@ class ServedEntity:
     max_wait_ms: float = 5.0
     batching: bool = True
     threads: int = 0          # predict calls at once for this entity; 0: automatic
+    inline_max_ms: float = 1.0  # see ServingSettings.inline_max_ms
 
     @property
     def follows_alias(self) -> bool:
@@ -142,6 +144,7 @@ def _entity(data: Any, index: int, seen: set) -> ServedEntity:
         max_wait_ms=float(_number(data.get("max_wait_ms", 5), f"{where}.max_wait_ms", minimum=0)),
         batching=batching,
         threads=_number(data.get("threads", 0), f"{where}.threads", minimum=0, integer=True),
+        inline_max_ms=float(_number(data.get("inline_max_ms", 1), f"{where}.inline_max_ms", minimum=0)),
     )
 
 

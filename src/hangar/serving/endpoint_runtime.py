@@ -40,7 +40,8 @@ def _settings_for(entity, limits):
 
     return ServingSettings(batching=entity.batching, max_batch_size=entity.max_batch_size, max_wait_ms=entity.max_wait_ms,
                            max_queue=limits.max_queue, request_timeout=limits.request_timeout_s,
-                           max_body_bytes=limits.max_payload_bytes, model_threads=entity.threads)
+                           max_body_bytes=limits.max_payload_bytes, model_threads=entity.threads,
+                           inline_max_ms=entity.inline_max_ms)
 
 
 def _pin(model_uri: str, registry) -> tuple[str, str, tuple[str, str] | None, int | None]:
@@ -165,7 +166,7 @@ def single_model_config(model_uri: str, settings, inference_table: str | None = 
 
     entity = ServedEntity(name="model", model=model_uri, batching=settings.batching,
                           max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
-                          threads=settings.model_threads)
+                          threads=settings.model_threads, inline_max_ms=settings.inline_max_ms)
     limits = Limits(max_payload_bytes=settings.max_body_bytes, request_timeout_s=settings.request_timeout,
                     max_queue=settings.max_queue)
     table = None
