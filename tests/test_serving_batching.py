@@ -239,8 +239,10 @@ def test_plain_columns_frames_share_nothing_a_model_can_change():
     first["added"] = 2  # a model that adds a column, renames, writes in place
     first.columns = ["t", "i", "added"]
     first.loc[0, "i"] = 9
+    first.index.name, first.columns.name = "row", "field"
     second = _enforce_plain_columns({"s": ["b"], "i": [2]}, schema)
     assert list(second.columns) == ["s", "i"] and second.to_dict("records") == [{"s": "b", "i": 2}]
+    assert second.index.name is None and second.columns.name is None
 
 
 @pytest.mark.parametrize("data", [{"s": ["a", None], "i": [1, 2], "b": [True, True]}, {"s": ["a"], "i": [1.0], "b": [True]},
