@@ -36,7 +36,8 @@ def test_config_defaults_and_round_trip():
 
 
 def test_entity_settings_reach_the_model_queue():
-    from hangar.serving.endpoint_runtime import _settings_for, single_model_config
+    from hangar.serving.endpoint_reload import entity_settings as _settings_for
+    from hangar.serving.endpoint_runtime import single_model_config
     from hangar.serving.settings import ServingSettings
 
     cfg = parse_endpoint_config({"served_entities": [{"model": "m", "inline_max_ms": 0, "threads": 3}]})
@@ -92,6 +93,10 @@ def test_store_create_update_get_list_delete_audited(store):
         actions = [r.action for r in audit.list_records(conn, securable="support")]
         assert audit.verify(conn).ok
     assert actions == ["DELETE_ENDPOINT", "UPDATE_ENDPOINT", "CREATE_ENDPOINT"]  # newest first
+    with store.engine.connect() as conn:
+        update_record = next(r for r in audit.list_records(conn, securable="support") if r.action == "UPDATE_ENDPOINT")
+    assert update_record.details["revision"] == 2
+    assert eps.stamp("support") is None
 
 
 def test_cli_round_trip(tmp_path):
@@ -297,7 +302,7 @@ def test_alias_move_wakes_a_postgresql_listener_at_once(pg_uri, tmp_path, packag
 def test_entity_threads_reach_the_model_queue(tmp_path):
     import hangar.pyfunc as hp
     from hangar.serving.app import make_batcher
-    from hangar.serving.endpoint_runtime import _settings_for
+    from hangar.serving.endpoint_reload import entity_settings as _settings_for
 
     cfg = parse_endpoint_config({"served_entities": [{"model": "m", "threads": 3}, {"model": "n"}]})
     assert [e.threads for e in cfg.served_entities] == [3, 0]
@@ -307,3 +312,128 @@ def test_entity_threads_reach_the_model_queue(tmp_path):
     assert make_batcher(model, _settings_for(cfg.served_entities[1], cfg.limits)).concurrency == 1
     with pytest.raises(InvalidArgumentError, match="threads must be an integer >= 0"):
         parse_endpoint_config({"served_entities": [{"model": "m", "threads": -1}]})
+
+
+def _slots_routing(config):
+    from hangar.serving.endpoint_app import EntitySlot, Routing, Served
+
+    slots = tuple(EntitySlot(e, Served(app=None, version=e.model, model_uri=e.model)) for e in config.served_entities)
+    return Routing(slots, None, config=config)
+
+
+def test_update_plan_keeps_rebuilds_loads_and_removes():
+    from hangar.serving.endpoint_reload import plan_update
+
+    base = {"served_entities": [{"name": n, "model": f"m-{n}"} for n in "abcd"], "limits": {"rate_per_minute": 5},
+            "secrets": {"K": {"env": "X"}, "OLD": {"env": "Y"}}}
+    routing = _slots_routing(parse_endpoint_config(base))
+    new = parse_endpoint_config({**base, "inference_table": {"parquet": "/tmp/t"}, "served_entities": [
+        {"name": "a", "model": "m-a", "weight": 10}, {"name": "b", "model": "m-b", "max_batch_size": 4},
+        {"name": "c", "model": "m-other"}, {"name": "e", "model": "m-e"}]})
+    plan = plan_update(routing, new)
+    assert [e.name for _, e in plan.keep] == ["a"] and [e.name for _, e in plan.rebuild] == ["b"]
+    assert [e.name for e in plan.load] == ["c", "e"] and [s.entity.name for s in plan.remove] == ["d"]
+    assert (plan.new_limiter, plan.new_table, plan.secrets_changed) == (False, True, False)
+    assert plan.describe() == "loading c, e; rebuilding (new settings) b; removing d; re-weighting a; new inference table"
+    limits = plan_update(routing, parse_endpoint_config({**base, "limits": {"rate_per_minute": 6, "request_timeout_s": 9}}))
+    assert [e.name for _, e in limits.rebuild] == list("abcd") and limits.new_limiter, "the entity apps enforce timeouts"
+    secrets = plan_update(routing, parse_endpoint_config({**base, "secrets": {"K": {"file": "/run/k"}}}))
+    assert [e.name for e in secrets.load] == list("abcd"), "a model may read its secrets when it loads"
+    assert secrets.secrets_dropped == ["OLD"]
+    same = plan_update(routing, parse_endpoint_config(base))
+    assert same.describe() == "no change to what is served" and [e.name for _, e in same.keep] == list("abcd")
+
+
+def test_runtime_applies_an_update_keeps_serving_on_a_bad_one_and_stops_when_deleted(store, tmp_path):
+    """In process, through the ASGI app: a broken package in an update changes nothing; a good one
+    switches the routing (the rebuilt entity keeps its loaded model); deletion answers 404."""
+    import asyncio
+
+    import httpx
+
+    import hangar.pyfunc as hp
+    from hangar.serving.endpoint_runtime import EndpointRuntime
+    from hangar.serving.endpoint_store import EndpointStore
+
+    one = hp.save_model(tmp_path / "one", lambda df: [len(t) for t in df["text"]], input_example={"text": ["a"]})
+    ten = hp.save_model(tmp_path / "ten", lambda df: [10 * len(t) for t in df["text"]], input_example={"text": ["a"]})
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "MLmodel").write_text("flavors: [not a mapping\n")
+    eps = EndpointStore(store.engine, "alice")
+
+    def cfg(*entities, **extra):
+        return parse_endpoint_config({"served_entities": list(entities), "alias_poll_seconds": 60, **extra})
+
+    ep = eps.create("rt", cfg({"name": "a", "model": str(one)}))
+    runtime = EndpointRuntime("rt", ep.config, record_lineage=False, store=eps, stamp=(ep.created_at, ep.revision))
+    app = runtime.build()
+    table = tmp_path / "table"
+
+    async def scenario():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            async def ask():
+                r = await client.post("/invocations", json={"inputs": {"text": ["abc"]}})
+                return r.status_code, r.json(), r.headers.get("x-hangar-served-by")
+
+            first = app.routing
+            assert (await ask())[:2] == (200, {"predictions": [3]})
+            eps.update("rt", cfg({"name": "a", "model": str(one)}, {"name": "b", "model": str(broken), "weight": 1000}))
+            runtime.check_config()
+            assert app.routing is first, "a config whose entity cannot load changes nothing"
+            assert [(await ask())[1] for _ in range(5)] == [{"predictions": [3]}] * 5
+            runtime.check_config()  # retried after a pause, not at every poll
+            assert app.routing is first
+            eps.update("rt", cfg({"name": "a", "model": str(one), "weight": 0, "threads": 2}, {"name": "b", "model": str(ten)},
+                                 inference_table={"parquet": str(table), "flush_seconds": 0.05},
+                                 limits={"rate_per_minute": 1000}))
+            runtime.check_config()
+            now = app.routing
+            assert now is not first and now.revision == 3 and [s.entity.name for s in now.slots] == ["a", "b"]
+            assert now.slots[0].current.model is first.slots[0].current.model, "settings only: no reload from storage"
+            assert now.slots[0].current.app is not first.slots[0].current.app
+            assert now.slots[0].current.app.batcher.concurrency == 2 and now.table is not None and now.limiter is not None
+            assert {tuple((await ask())[1]["predictions"]) for _ in range(10)} == {(30,)}, "weights 0:100"
+            eps.delete("rt")
+            runtime.check_config()
+            status, body, _ = await ask()
+            assert (status, body["error_code"]) == (404, "ENDPOINT_NOT_FOUND")
+            assert (await client.get("/ready")).status_code == 503
+            assert (await client.get("/health")).status_code == 200
+            metrics = (await client.get("/metrics")).text
+            for outcome, count in (("applied", 1), ("failed", 1), ("deleted", 1)):
+                assert f'hangar_endpoint_config_reloads_total{{outcome="{outcome}"}} {count}.0' in metrics
+            assert 'hangar_serving_requests_total{method="POST",route="/invocations",served_entity="a",status="200"}' \
+                in metrics, "an entity's counters outlive its rebuilt app"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        runtime.stop()
+    import pyarrow.parquet as pq
+
+    assert len(pq.read_table(table).to_pylist()) == 10, "the replaced table drained when the runtime stopped"
+
+
+def test_endpoint_change_wakes_a_postgresql_listener_at_once(pg_uri):
+    from hangar.serving.alias_watch import AliasWatcher, listen_url_for
+    from hangar.serving.endpoint_store import EndpointStore
+    from hangar.tracking.client import open_store
+
+    store = open_store(pg_uri, None)
+    eps = EndpointStore(store.engine, "alice")
+    eps.create("woken", parse_endpoint_config({"served_entities": [{"model": "m"}]}))
+    polls = []
+    watcher = AliasWatcher([], lambda m, a: 0, lambda k, v: None, poll_s=60, listen_url=listen_url_for(pg_uri),
+                           on_poll=lambda: polls.append(eps.stamp("woken")))
+    watcher.start()
+    try:
+        time.sleep(0.5)  # the listener is connected
+        eps.update("woken", parse_endpoint_config({"served_entities": [{"model": "n"}]}))
+        deadline = time.monotonic() + 10
+        while not polls and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        watcher.stop()
+        store.close()
+    assert polls and polls[0][1] == 2

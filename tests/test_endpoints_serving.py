@@ -453,3 +453,181 @@ def test_serving_beyond_loopback_needs_auth(env, tmp_path):
     refused = subprocess.run([sys.executable, "-m", "hangar.cli.main", "serve", str(tmp_path), "--auth"],
                              env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "--auth needs a registered model" in refused.stderr
+
+
+def _update(env, tmp_path, name: str, config: dict, tag: str) -> None:
+    path = tmp_path / f"{name}-{tag}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    _hangar(env, "endpoints", "update", name, "--config", path)
+
+
+def _wait_for(predicate, timeout: float = 30, what: str = "the condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_config_update_under_load_switches_live_with_no_failed_request(env, tmp_path):
+    """Weights, a new entity (another version), new batching settings and a removed entity, each
+    applied by `hangar endpoints update` to the running server while 8 threads send requests."""
+    _register(env, tmp_path, "main.default.upd", LEN_MODEL, versions=(1, 100))
+    one, two = "models:/main.default.upd/1", "models:/main.default.upd/2"
+    served = _serve(env, tmp_path, "upd", {"served_entities": [{"name": "a", "model": one}], "alias_poll_seconds": 0.2})
+    results: list[tuple[int, str, object, float]] = []
+    stop = threading.Event()
+
+    def load():
+        with httpx.Client(timeout=10) as client:
+            while not stop.is_set():
+                try:
+                    r = client.post(f"{served.base}/invocations", json={"inputs": {"text": ["abcd"]}})
+                    results.append((r.status_code, r.headers.get("x-hangar-served-by", ""), r.json(), time.monotonic()))
+                except httpx.HTTPError as exc:
+                    results.append((0, "", repr(exc), time.monotonic()))
+
+    def revision() -> int:
+        return httpx.get(f"{served.base}/version", timeout=5).json()["revision"]
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        _update(env, tmp_path, "upd", {"served_entities": [
+            {"name": "a", "model": one, "weight": 50, "max_batch_size": 8},
+            {"name": "b", "model": two, "weight": 50}], "alias_poll_seconds": 0.2}, "split")
+        _wait_for(lambda: revision() == 2, what="revision 2 to be applied")
+        split_at = time.monotonic()
+        time.sleep(1.5)
+        _update(env, tmp_path, "upd", {"served_entities": [{"name": "b", "model": two}], "alias_poll_seconds": 0.2},
+                "only-b")
+        _wait_for(lambda: revision() == 3, what="revision 3 to be applied")
+        only_b_at = time.monotonic()
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        _stop(served)
+    failures = [r for r in results if r[0] != 200]
+    assert not failures, failures[:5]
+    for _, version, body, _ in results:
+        assert body["predictions"] == [4 if version.endswith("/1") else 400], "each answer matches its version"
+    during_split = [v for _, v, _, at in results if split_at < at < only_b_at - 0.5]
+    share = during_split.count("main.default.upd/2") / len(during_split)
+    assert len(during_split) > 50 and 0.3 < share < 0.7, (len(during_split), share)
+    assert {v for _, v, _, at in results if at > only_b_at + 0.1} == {"main.default.upd/2"}, "the removed entity is gone"
+    log = served.log.read_text()
+    assert "config revision 2 applied (loading b; rebuilding (new settings) a)" in log
+    assert "config revision 3 applied (removing a; re-weighting b)" in log
+    lineage = _hangar(env, "lineage", "endpoint", "upd", "--json").stdout
+    assert "main.default.upd/2" in lineage, "the version loaded by the update is in lineage"
+
+
+def test_bad_update_keeps_serving_and_a_deleted_endpoint_answers_404(env, tmp_path):
+    _register(env, tmp_path, "main.default.keep", LEN_MODEL, versions=(1, 10))
+    served = _serve(env, tmp_path, "keep", {"served_entities": [{"model": "models:/main.default.keep/1"}],
+                                            "alias_poll_seconds": 0.2})
+    body = {"inputs": {"text": ["ab"]}}
+    try:
+        _update(env, tmp_path, "keep", {"served_entities": [{"model": "models:/main.default.keep/99"}],
+                                        "alias_poll_seconds": 0.2}, "bad")
+        _wait_for(lambda: "revision 2 of its config cannot be applied" in served.log.read_text(), what="the error")
+        for _ in range(20):
+            r = served.post(body)
+            assert (r.status_code, r.json(), r.headers["x-hangar-served-by"]) == (200, {"predictions": [2]},
+                                                                                  "main.default.keep/1")
+        assert httpx.get(f"{served.base}/version").json()["revision"] == 1
+        assert "still serving revision 1" in served.log.read_text()
+        assert _metric(served, 'hangar_endpoint_config_reloads_total{outcome="failed"}') == 1
+        _update(env, tmp_path, "keep", {"served_entities": [{"model": "models:/main.default.keep/2"}],
+                                        "alias_poll_seconds": 0.2}, "good")
+        _wait_for(lambda: served.post(body).json() == {"predictions": [20]}, what="the good update")
+        _hangar(env, "endpoints", "delete", "keep")
+        _wait_for(lambda: served.post(body).status_code == 404, what="the deletion to be noticed")
+        gone = served.post(body)
+        assert gone.json()["error_code"] == "ENDPOINT_NOT_FOUND" and "was deleted" in gone.json()["message"]
+        assert httpx.get(f"{served.base}/ready").status_code == 503
+        assert httpx.get(f"{served.base}/health").status_code == 200
+        bad_json = httpx.post(f"{served.base}/invocations", content=b"{not json", timeout=5)
+        assert bad_json.status_code == 404 and bad_json.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+        path = tmp_path / "again.yaml"
+        path.write_text(yaml.safe_dump({"served_entities": [{"model": "models:/main.default.keep/1"}]}))
+        _hangar(env, "endpoints", "create", "keep", "--config", path)
+        _wait_for(lambda: served.post(body).status_code == 200, what="the endpoint created again to be served")
+        assert httpx.get(f"{served.base}/ready").status_code == 200
+    finally:
+        _stop(served)
+    assert served.proc.returncode == 0
+    log = served.log.read_text()
+    assert "Endpoint keep was deleted" in log and "Traceback" not in log
+
+
+PID_MODEL = '''
+import os
+
+import hangar.pyfunc as hp
+from hangar.models import set_model
+
+
+class Pid(hp.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return [os.getpid() + 0 * {scale} for _ in model_input["text"]]
+
+
+set_model(Pid())
+'''
+
+
+def test_two_workers_each_apply_an_update_and_metrics_add_up(env, tmp_path):
+    """`--workers 2`: each worker follows the stored config itself, so after an update both answer
+    from the new version; /metrics counts every worker's requests on every scrape."""
+    _register(env, tmp_path, "main.default.pids", PID_MODEL, versions=(1, 2))
+    config = {"served_entities": [{"name": "main", "model": "models:/main.default.pids/1"}], "alias_poll_seconds": 0.2}
+    path = tmp_path / "pids.yaml"
+    path.write_text(yaml.safe_dump(config))
+    _hangar(env, "endpoints", "create", "pids", "--config", path)
+    port = _free_port()
+    log = tmp_path / "pids.log"
+    proc = subprocess.Popen([sys.executable, "-m", "hangar.cli.main", "endpoints", "serve", "pids", "--port", str(port),
+                             "--workers", "2", "--no-auth"], env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    served = _wait_ready(Served(proc, f"http://127.0.0.1:{port}", log))
+
+    sent: list[str] = []  # the version that answered each request sent
+
+    def post() -> httpx.Response:
+        r = served.post({"inputs": {"text": ["x"]}})  # a new connection each: the kernel picks a worker
+        assert r.status_code == 200, r.text
+        sent.append(r.headers["x-hangar-served-by"])
+        return r
+
+    def workers_serving(version: str) -> set:
+        pids = set()
+        for _ in range(400):
+            r = post()
+            if r.headers["x-hangar-served-by"] == version:
+                pids.add(r.json()["predictions"][0])
+            if len(pids) == 2 and len(sent) >= 20:
+                break
+        return pids
+
+    try:
+        assert len(workers_serving("main.default.pids/1")) == 2
+        _update(env, tmp_path, "pids", {**config, "served_entities": [{"name": "main",
+                                                                          "model": "models:/main.default.pids/2"}]}, "v2")
+        _wait_for(lambda: post().headers["x-hangar-served-by"] == "main.default.pids/2", what="the update")
+        time.sleep(1.0)  # both workers poll every 0.2 s
+        assert len(workers_serving("main.default.pids/2")) == 2, "both workers switched"
+        for _ in range(6):
+            text = httpx.get(f"{served.base}/metrics", timeout=5).text
+            invocations = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                              if line.startswith("hangar_serving_requests_total{") and "/invocations" in line)
+            assert invocations == len(sent), (invocations, len(sent))
+            assert 'hangar_endpoint_served_version{served_entity="main",version="main.default.pids/2"} 1.0' in text
+            assert 'hangar_endpoint_config_reloads_total{outcome="applied"} 2.0' in text, "one per worker"
+    finally:
+        _stop(served)
+    assert served.proc.returncode == 0

@@ -303,3 +303,78 @@ def test_hangar_serve_subprocess(length_pkg, workers):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+PID_MODEL = '''
+import os
+
+import hangar.pyfunc as hp
+from hangar.models import set_model
+
+
+class Pid(hp.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return [os.getpid() for _ in model_input["text"]]
+
+
+set_model(Pid())
+'''
+
+
+def _requests_total(text: str, route: str = "/invocations", status: str = "200") -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("hangar_serving_requests_total{") and f'route="{route}"' in line and f'status="{status}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_metrics_count_every_worker(tmp_path, workers):
+    """/metrics answers for the whole server: N requests spread over both workers (the model
+    answers its pid, so the test knows both served) sum to N on every scrape, whichever worker
+    answers it. One worker keeps in-memory metrics (no files); the files' folder is private to the
+    server and removed when it exits."""
+    (tmp_path / "pid.py").write_text(PID_MODEL)
+    pkg = hp.save_model(tmp_path / "pid", python_model=str(tmp_path / "pid.py"), input_example={"text": ["a"]})
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen([sys.executable, "-m", "hangar.cli.main", "serve", str(pkg), "--port", str(port),
+                             "--workers", str(workers), "--log-level", "warning"], stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT, env={**os.environ, "TMPDIR": str(tmp)})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "hangar serve did not become ready"
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        pids, sent = set(), 0
+        while sent < 40 or (len(pids) < workers and sent < 400):  # a new connection each: the kernel picks a worker
+            r = httpx.post(f"{url}/invocations", json={"inputs": {"text": ["x"]}}, timeout=10)
+            assert r.status_code == 200, r.text
+            pids.add(r.json()["predictions"][0])
+            sent += 1
+        assert len(pids) == workers, "every worker answered some requests"
+        folders = list(tmp.glob("hangar-metrics-*"))
+        assert len(folders) == (1 if workers > 1 else 0), folders
+        for _ in range(8):  # fresh connections: the scrapes land on either worker
+            text = httpx.get(f"{url}/metrics", timeout=5).text
+            assert _requests_total(text) == sent, text
+            assert "hangar_serving_requests_in_flight" in text and "hangar_serving_batch_size_bucket" in text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not list(tmp.glob("hangar-metrics-*")), "the metrics folder is removed at exit"

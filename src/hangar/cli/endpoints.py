@@ -68,7 +68,7 @@ def create(name, config_path, as_json):
 @_config_option
 @json_option
 def update(name, config_path, as_json):
-    """Replace NAME's config (serving processes read it when they start)."""
+    """Replace NAME's config; running servers apply it live (at their next poll)."""
     _write(name, config_path, as_json, create=False)
 
 
@@ -101,7 +101,7 @@ def list_(as_json):
 @click.argument("name")
 @json_option
 def delete(name, as_json):
-    """Delete endpoint NAME (a process serving it keeps its last config until it stops)."""
+    """Delete endpoint NAME; running servers then answer its requests with 404."""
     _store().delete(name)
     if as_json:
         return emit_json({"deleted": name})
@@ -123,7 +123,8 @@ def serve(name, host, port, workers, no_auth, insecure, access_log, log_level):
     """Serve endpoint NAME: its served entities by weight, following their aliases.
 
     Answers with X-Hangar-Served-By (the version) and X-Request-Id; a request that sends
-    X-Request-Id always reaches the same entity. Callers need a bearer token whose principal holds
+    X-Request-Id always reaches the same entity. An update to NAME's config is applied live, with
+    no request dropped; once NAME is deleted, requests get 404. Callers need a bearer token whose principal holds
     QUERY on the endpoint (hangar grants add endpoint NAME QUERY PRINCIPAL) unless --no-auth.
     SIGTERM drains in-flight requests and the inference table, then exits.
     """

@@ -8,6 +8,11 @@ next poll; polling stays as the safety net (a dropped listen connection, SQLite)
 ``on_move(key, version)`` runs in the watcher thread, so the new version loads off the serving
 path; the endpoint swaps it in only once it has loaded. A load that fails keeps the old version
 serving and is retried at later polls.
+
+The same thread also runs ``on_poll`` first in each pass: a served endpoint checks there whether
+its stored config changed (``endpoint_runtime``), so a config update and an alias move are never
+applied at the same time. The listener also wakes the pass on ``ENDPOINT_CHANNEL`` (an endpoint
+was created, updated or deleted). ``set_targets`` replaces the followed aliases after an update.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ class FollowedAlias:
 
 class AliasWatcher:
     def __init__(self, targets: list[FollowedAlias], resolve: Callable[[str, str], int],
-                 on_move: Callable[[str, int], None], *, poll_s: float = 5.0, listen_url: str | None = None):
+                 on_move: Callable[[str, int], None], *, poll_s: float = 5.0, listen_url: str | None = None,
+                 on_poll: Callable[[], None] | None = None):
         self.targets = targets
+        self._on_poll = on_poll
         self._resolve = resolve
         self._on_move = on_move
         self.poll_s = poll_s
@@ -42,7 +49,7 @@ class AliasWatcher:
         self._failed: dict[str, int] = {}  # key -> version whose load failed (retried each poll, logged once)
 
     def start(self) -> None:
-        if not self.targets:
+        if not self.targets and self._on_poll is None:
             return
         self._threads.append(threading.Thread(target=self._poll_loop, name="hangar-alias-watch", daemon=True))
         if self.listen_url:
@@ -56,9 +63,20 @@ class AliasWatcher:
         for thread in self._threads:
             thread.join(timeout=5)
 
+    def set_targets(self, targets: list[FollowedAlias]) -> None:
+        """Follow these aliases from now on (called from ``on_poll``, in the watcher thread)."""
+        keys = {t.key for t in targets}
+        self._failed = {k: v for k, v in self._failed.items() if k in keys}
+        self.targets = targets
+
     def check_now(self) -> None:
-        """One pass over the followed aliases (the poll loop calls this; tests may too)."""
-        for target in self.targets:
+        """One pass: ``on_poll``, then the followed aliases (the poll loop calls this; tests may too)."""
+        if self._on_poll is not None:
+            try:
+                self._on_poll()
+            except Exception:  # noqa: BLE001 - the watcher must outlive any one check
+                log.exception("Checking the endpoint's config failed")
+        for target in list(self.targets):
             try:
                 version = self._resolve(target.model, target.alias)
             except Exception as exc:  # noqa: BLE001 - a store hiccup must not stop the watcher
@@ -92,16 +110,20 @@ class AliasWatcher:
         import psycopg
 
         from hangar.catalog.versions import ALIAS_CHANNEL
+        from hangar.serving.endpoint_store import ENDPOINT_CHANNEL
 
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self.listen_url, autocommit=True) as conn:
                     conn.execute(f"LISTEN {ALIAS_CHANNEL}")
+                    if self._on_poll is not None:
+                        conn.execute(f"LISTEN {ENDPOINT_CHANNEL}")
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.5):
                             self._wake.set()
             except Exception as exc:  # noqa: BLE001 - polling goes on meanwhile
-                log.warning("Listening for alias moves failed (%s); polling every %g s", type(exc).__name__, self.poll_s)
+                log.warning("Listening for alias moves and endpoint updates failed (%s); polling every %g s",
+                            type(exc).__name__, self.poll_s)
                 self._stop.wait(min(self.poll_s, 5.0))
 
 

@@ -211,8 +211,9 @@ def make_batcher(model, settings: ServingSettings, on_batch=None) -> Batcher:
 
 
 def build_app(model, *, model_uri: str, max_body_bytes: int | None = None,
-              settings: ServingSettings | None = None) -> ServingApp:
-    """An app serving one loaded ``PyFuncModel``."""
+              settings: ServingSettings | None = None, metrics_factory=None) -> ServingApp:
+    """An app serving one loaded ``PyFuncModel``. ``metrics_factory(routes, queue_depth)`` gives
+    its ServingMetrics (an endpoint shares one per served entity); default: its own."""
     from hangar.__about__ import __version__
 
     settings = settings or ServingSettings()
@@ -315,7 +316,8 @@ def build_app(model, *, model_uri: str, max_body_bytes: int | None = None,
         return JSONResponse(openapi_doc)
 
     batcher_box: list[Batcher] = []
-    metrics = ServingMetrics({path for path, _, _ in routes_list}, queue_depth=lambda: batcher_box[0].depth)
+    metrics = (metrics_factory or ServingMetrics)({path for path, _, _ in routes_list},
+                                                  queue_depth=lambda: batcher_box[0].depth)
     batcher = make_batcher(model, settings, on_batch=metrics.observe_batch)
     batcher_box.append(batcher)
 

@@ -4,6 +4,8 @@ served entities that can be swapped while requests are in flight.
 Each served entity is a whole single-model app (``app.build_app``: lean ``/invocations``, the
 adaptive batcher, OpenAI routes); this module sits in front of them. A request:
 
+0. reads the endpoint's *routing* once — entities, traffic split, rate limiter, inference table,
+   all from one config revision, replaced as one object when the config is updated,
 1. is counted against its caller's rate (429 with Retry-After when over),
 2. picks an entity by weight (deterministically by ``X-Request-Id`` when the caller sends one),
 3. takes that entity's *current* app — one reference read, so an alias switch that lands
@@ -13,7 +15,10 @@ adaptive batcher, OpenAI routes); this module sits in front of them. A request:
    version, token counts, and whether the client went away before the end).
 
 A swap builds the new entity app first and assigns it in one statement; in-flight requests finish
-on the app they started on, whose model queue is closed once they are done.
+on the app they started on, whose model queue is closed once they are done. A config update
+(``endpoint_runtime``) likewise builds a whole new :class:`Routing` and assigns it in one
+statement. Once the endpoint is deleted, the routing says so and requests get
+``404 ENDPOINT_NOT_FOUND`` (``/ready`` answers 503) until it is created again.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class Served:
     app: Any            # a ServingApp over one loaded model
     version: str        # catalog.schema.model/N, or the package path
     model_uri: str      # the exact URI loaded (models:/name/N)
+    model: Any = None   # the loaded PyFuncModel (a settings change rebuilds the app over it)
 
 
 class EntitySlot:
@@ -54,12 +60,41 @@ class EntitySlot:
     def swap(self, served: Served, grace_s: float) -> None:
         old, self.current = self.current, served
         self.swaps += 1
-        timer = threading.Timer(grace_s, _close_app, args=(old.app,))
-        timer.daemon = True
-        timer.start()
+        retire_later(grace_s, close_app, old.app)
 
 
-def _close_app(app) -> None:
+@dataclass(frozen=True)
+class Routing:
+    """Everything a request needs from the endpoint's config, replaced as one object."""
+
+    slots: tuple[EntitySlot, ...]
+    split: Any                  # a TrafficSplit over the slots' weights; None once deleted
+    limiter: Any = None
+    table: Any = None
+    config: Any = None          # the EndpointConfig it was built from
+    revision: Any = None        # the stored revision it was built from (None: not from the store)
+    deleted: bool = False
+
+    def by_name(self, name: str) -> EntitySlot | None:
+        return next((slot for slot in self.slots if slot.entity.name == name), None)
+
+
+def retire_later(grace_s: float, fn, *args) -> None:
+    """Run ``fn(*args)`` once requests that may still use it are done (after ``grace_s``)."""
+    timer = threading.Timer(grace_s, _quietly, args=(fn, *args))
+    timer.daemon = True
+    timer.start()
+
+
+def _quietly(fn, *args) -> None:
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001 - an old object's cleanup must not disturb serving
+        log.warning("Closing a replaced %s failed", getattr(fn, "__name__", "object"), exc_info=True)
+
+
+def close_app(app) -> None:
+    """Close an entity app's model queue (its batcher's threads)."""
     close = getattr(getattr(app, "batcher", None), "close", None)
     if close is not None:
         try:
@@ -101,80 +136,119 @@ def _usage(body: bytes, content_type: str) -> tuple[int | None, int | None]:
 
 
 class EndpointMetrics:
-    """Endpoint-level counters plus every entity app's own metrics, labelled by entity."""
+    """Endpoint-level counters plus every entity's serving metrics, labelled ``served_entity``.
 
-    def __init__(self, app_ref):
+    One registry (or, with several workers, one folder of files) for all entities: an entity's
+    :class:`ServingMetrics` is made once (``for_entity``) and handed to each app built for it, so
+    its counters go on across version switches and config updates."""
+
+    def __init__(self):
         from hangar.errors import require
+        from hangar.serving.metrics import MetricFamilies, Sampler, multiprocess_path
 
         prom = require("prometheus_client", "serving")
         self._prom = prom
-        self._app_ref = app_ref
+        self.path = multiprocess_path()
         self.registry = prom.CollectorRegistry(auto_describe=True)
+        self.families = MetricFamilies(self.registry, ("served_entity",))
         self.rate_limited = prom.Counter("hangar_endpoint_rate_limited", "Requests refused with 429",
                                          registry=self.registry)
         self.swaps = prom.Counter("hangar_endpoint_version_switches", "Times a served entity switched version",
                                   ["served_entity"], registry=self.registry)
-        self.registry.register(_EntityCollector(app_ref))
+        self.reloads = prom.Counter("hangar_endpoint_config_reloads", "Endpoint config updates, by outcome "
+                                    "(applied, failed, deleted)", ["outcome"], registry=self.registry)
+        self.served_version = prom.Gauge("hangar_endpoint_served_version", "The version each entity serves "
+                                         "(1 = current)", ["served_entity", "version"], registry=self.registry,
+                                         multiprocess_mode="livemax")
+        self.table = {name: prom.Gauge(f"hangar_inference_table_{name}", doc, registry=self.registry,
+                                       multiprocess_mode="sum")
+                      for name, doc in (("written", "Rows written"), ("dropped", "Rows dropped (queue full)"),
+                                        ("failed", "Rows whose write failed"))}
+        self._entities: dict[str, Any] = {}
+        self._versions: set[tuple[str, str]] = set()
+        self._app_ref = None
+        self._sampler = Sampler([self.sample]) if self.path is not None else None
+
+    def attach(self, app) -> None:
+        import weakref
+
+        self._app_ref = weakref.ref(app)
+
+    def for_entity(self, name: str):
+        """A ``metrics_factory`` for ``build_app``: the entity's one ServingMetrics. Its queue depth is
+        that of the app the endpoint routes to now (not of an app still loading, or being retired)."""
+        from hangar.serving.metrics import ServingMetrics
+
+        def factory(routes, queue_depth=None):
+            metrics = self._entities.get(name)
+            if metrics is None:
+                metrics = self._entities[name] = ServingMetrics(routes, self._queue_depth(name), families=self.families,
+                                                                labels=(name,), path=self.path, sampler=False)
+            metrics.routes = routes
+            return metrics
+
+        return factory
+
+    def _queue_depth(self, name: str):
+        def depth() -> int:
+            app = self._app_ref() if self._app_ref is not None else None
+            slot = app.routing.by_name(name) if app is not None else None
+            batcher = getattr(slot.current.app, "batcher", None) if slot is not None else None
+            return batcher.depth if batcher is not None else 0
+
+        return depth
+
+    def sample(self) -> None:
+        """Gauges that are read rather than counted: per scrape, and with several workers once a second."""
+        for metrics in list(self._entities.values()):
+            metrics.sample()
+        app = self._app_ref() if self._app_ref is not None else None
+        if app is None:
+            return
+        routing = app.routing
+        current = {(slot.entity.name, slot.current.version) for slot in routing.slots}
+        for key in current:
+            self.served_version.labels(*key).set(1)
+        for key in self._versions - current:
+            if self.path is None:
+                self.served_version.remove(*key)
+            else:  # a file keeps its series: 0 says this worker no longer serves it
+                self.served_version.labels(*key).set(0)
+        self._versions = current
+        table = routing.table
+        if table is not None:
+            for name, value in (("written", table.written), ("dropped", table.dropped), ("failed", table.failed_writes)):
+                self.table[name].set(value)
 
     def render(self) -> tuple[bytes, str]:
-        return self._prom.generate_latest(self.registry), self._prom.CONTENT_TYPE_LATEST
+        from hangar.serving.metrics import render_registry
 
+        self.sample()
+        return render_registry(self._prom, self.registry, self.path), self._prom.CONTENT_TYPE_LATEST
 
-class _EntityCollector:
-    """Merges each entity app's registry into one exposition, adding a ``served_entity`` label."""
-
-    def __init__(self, app_ref):
-        self._app_ref = app_ref
-
-    def describe(self):
-        return []
-
-    def collect(self):
-        from prometheus_client.core import GaugeMetricFamily, Metric
-
-        app = self._app_ref()
-        families: dict[str, Any] = {}
-        versions = GaugeMetricFamily("hangar_endpoint_served_version", "The version each entity serves (1 = current)",
-                                     labels=["served_entity", "version"])
-        for slot in app.slots:
-            served = slot.current
-            versions.add_metric([slot.entity.name, served.version], 1)
-            for family in served.app.metrics.registry.collect():
-                out = families.get(family.name)
-                if out is None:
-                    out = families[family.name] = Metric(family.name, family.documentation, family.type, family.unit)
-                for s in family.samples:
-                    out.add_sample(s.name, {**s.labels, "served_entity": slot.entity.name}, s.value, s.timestamp,
-                                   s.exemplar)
-        inference = app.table
-        if inference is not None:
-            for name, doc, value in (("hangar_inference_table_written", "Rows written", inference.written),
-                                     ("hangar_inference_table_dropped", "Rows dropped (queue full)", inference.dropped),
-                                     ("hangar_inference_table_failed", "Rows whose write failed", inference.failed_writes)):
-                g = GaugeMetricFamily(name, doc)
-                g.add_metric([], value)
-                yield g
-        yield versions
-        yield from families.values()
+    def close(self) -> None:
+        if self._sampler is not None:
+            self._sampler.stop()
 
 
 class EndpointApp:
-    def __init__(self, name: str, slots: list[EntitySlot], *, split, limiter=None, table=None,
-                 on_shutdown=None, hangar_version: str = "", authorizer=None):
-        import weakref
-
+    def __init__(self, name: str, routing: Routing, *, metrics: EndpointMetrics | None = None, on_shutdown=None,
+                 hangar_version: str = "", authorizer=None):
         self.name = name
-        self.slots = slots
-        self.split = split
-        self.limiter = limiter
-        self.table = table
+        self.routing = routing
         self._on_shutdown = on_shutdown
         self.hangar_version = hangar_version
         self.authorizer = authorizer  # None: no auth (loopback, or --no-auth)
-        self.metrics = EndpointMetrics(weakref.ref(self))
+        self.metrics = metrics or EndpointMetrics()
+        self.metrics.attach(self)
+        self.loop = None  # the event loop, once started (a replaced Redis limiter is closed on it)
         self._limiter_failed_at = 0.0
         self._ids = itertools.count(1)
         self._id_prefix = uuid.uuid4().hex[:12]  # unique per process; a counter after it (no syscall per request)
+
+    @property
+    def slots(self) -> tuple[EntitySlot, ...]:
+        return self.routing.slots
 
     # -- ASGI -------------------------------------------------------------------------------------
     async def __call__(self, scope, receive, send):
@@ -209,40 +283,48 @@ class EndpointApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                import asyncio
+
+                self.loop = asyncio.get_running_loop()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                limiter = self.routing.limiter
                 self.close()
-                if self.limiter is not None:
-                    await self.limiter.close()  # a Redis limiter's connections
+                if limiter is not None:
+                    await limiter.close()  # a Redis limiter's connections
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     def close(self) -> None:
         if self._on_shutdown is not None:
-            self._on_shutdown()
-        if self.table is not None:
-            self.table.close()
+            self._on_shutdown()  # stops the watcher first: no config switch after this
+        self.metrics.close()
+        if self.routing.table is not None:
+            self.routing.table.close()
 
     async def _endpoint_route(self, path: str, send) -> None:
         content_type = b"application/json"
         if path == "/health":
             body = b'{"status": "ok"}'
         elif path == "/ready":
-            body = b'{"status": "ready"}'
+            body = b'{"status": "deleted"}' if self.routing.deleted else b'{"status": "ready"}'
         elif path == "/version":
+            routing = self.routing
             body = json.dumps({"hangar_version": self.hangar_version, "endpoint": self.name,
+                               "revision": routing.revision, "deleted": routing.deleted,
                                "served_entities": [{"name": s.entity.name, "model": s.entity.model,
                                                     "version": s.current.version, "weight": s.entity.weight}
-                                                   for s in self.slots]}).encode()
+                                                   for s in routing.slots]}).encode()
         else:
             body, text_type = self.metrics.render()
             content_type = text_type.encode()
-        await send({"type": "http.response.start", "status": 200,
+        status = 503 if path == "/ready" and self.routing.deleted else 200
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
-    async def _rate_limited(self, scope, caller: str | None) -> float | None:
-        if self.limiter is None:
+    async def _rate_limited(self, limiter, scope, caller: str | None) -> float | None:
+        if limiter is None:
             return None
         if caller is None:
             client = scope.get("client")
@@ -250,7 +332,7 @@ class EndpointApp:
         else:
             caller = f"principal:{caller}"
         try:
-            allowed, wait = await self.limiter.acquire(caller)
+            allowed, wait = await limiter.acquire(caller)
         except Exception as exc:  # noqa: BLE001 - a rate-limit store outage must not take the endpoint down
             now = time.monotonic()
             if now - self._limiter_failed_at > 60:
@@ -263,8 +345,15 @@ class EndpointApp:
         from hangar.serving.rate_limit import retry_after_header
 
         started = time.perf_counter()
+        routing = self.routing  # one read: this request sees one config revision throughout
         request_id = _header(scope, b"x-request-id")
-        wait = await self._rate_limited(scope, caller)
+        if routing.deleted:
+            start, body = _json_error(404, "ENDPOINT_NOT_FOUND", f"Endpoint {self.name!r} was deleted; this server "
+                                      "no longer serves it (it serves it again if the endpoint is created anew)")
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+            return
+        wait = await self._rate_limited(routing.limiter, scope, caller)
         if wait is not None:
             self.metrics.rate_limited.inc()
             start, body = _json_error(429, "RATE_LIMITED", "Too many requests from this caller; retry after the "
@@ -272,10 +361,10 @@ class EndpointApp:
                                       [(b"retry-after", retry_after_header(wait).encode())])
             await send(start)
             await send({"type": "http.response.body", "body": body})
-            self._record(scope, request_id or self._next_id(), None, started, 429, b"", body, "application/json",
-                         cancelled=False, error_code="RATE_LIMITED", caller=caller)
+            self._record(routing.table, scope, request_id or self._next_id(), None, started, 429, b"", body,
+                         "application/json", cancelled=False, error_code="RATE_LIMITED", caller=caller)
             return
-        slot = self.slots[self.split.choose(request_id)]
+        slot = routing.slots[routing.split.choose(request_id)]
         served = slot.current
         request_id = request_id or self._next_id()
         extra = [(b"x-hangar-served-by", served.version.encode()), (b"x-request-id", request_id.encode())]
@@ -324,13 +413,13 @@ class EndpointApp:
         finally:
             if not state["done"] and state["status"] == 500 and state["cancelled"]:
                 state["status"] = 499
-            self._record(scope, request_id, (slot, served), started, state["status"], b"".join(captured_in),
+            self._record(routing.table, scope, request_id, (slot, served), started, state["status"], b"".join(captured_in),
                          b"".join(captured_out), state["content_type"], cancelled=state["cancelled"] and not state["done"],
                          caller=caller)
 
-    def _record(self, scope, request_id, chosen, started, status, request: bytes, response: bytes, content_type: str,
-                *, cancelled: bool, error_code: str | None = None, caller: str | None = None) -> None:
-        if self.table is None:
+    def _record(self, table, scope, request_id, chosen, started, status, request: bytes, response: bytes,
+                content_type: str, *, cancelled: bool, error_code: str | None = None, caller: str | None = None) -> None:
+        if table is None:
             return
         prompt_tokens, completion_tokens = _usage(response, content_type)
         if status >= 400 and error_code is None and content_type.startswith("application/json"):
@@ -339,7 +428,7 @@ class EndpointApp:
             except (ValueError, AttributeError):
                 error_code = None
         slot, served = chosen if chosen is not None else (None, None)
-        self.table.record(request_id=request_id, endpoint=self.name, caller=caller,
+        table.record(request_id=request_id, endpoint=self.name, caller=caller,
                           served_entity=slot.entity.name if slot else None,
                           model_version=served.version if served else None,
                           latency_ms=(time.perf_counter() - started) * 1000, status_code=status,

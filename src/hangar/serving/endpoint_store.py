@@ -1,7 +1,9 @@
 """Endpoints in the metadata store: create, update, get, list, delete, each change audited.
 
 A stored endpoint is its validated config (JSON) plus a revision that counts updates, so a
-serving process can tell that its config changed.
+serving process can tell that its config changed (``stamp``: creation time and revision, so an
+endpoint deleted and created again is a change too). On PostgreSQL every change also sends a
+notification on ``ENDPOINT_CHANNEL`` (delivered at commit), which wakes serving processes at once.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from hangar.errors import AlreadyExistsError, NotFoundError
 from hangar.serving.endpoint_config import EndpointConfig, check_endpoint_name, from_stored
 from hangar.store import schema as t
 from hangar.store.transactions import now_ms, read_connection, write_transaction
+
+ENDPOINT_CHANNEL = "hangar_endpoint_changed"
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,13 @@ def _summary(config: EndpointConfig) -> dict:
     return {"served_entities": [{"name": e.name, "model": e.model, "weight": e.weight} for e in config.served_entities]}
 
 
+def _notify(conn, name: str) -> None:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": ENDPOINT_CHANNEL, "payload": name})
+
+
 class EndpointStore:
     def __init__(self, engine, actor: str):
         self.engine = engine
@@ -58,6 +69,7 @@ class EndpointStore:
                                                      updated_at=now))
             audit.append(conn, actor=self.actor, action="CREATE_ENDPOINT", securable_type="endpoint", securable=name,
                          details=_summary(config))
+            _notify(conn, name)
         return self.get(name)
 
     def update(self, name: str, config: EndpointConfig) -> Endpoint:
@@ -68,8 +80,10 @@ class EndpointStore:
                 updated_at=now_ms()))
             if result.rowcount == 0:
                 raise NotFoundError(f"No endpoint {name!r}; create it with 'hangar endpoints create {name} --config FILE'")
+            revision = conn.execute(select(t.endpoints.c.revision).where(t.endpoints.c.name == name)).scalar()
             audit.append(conn, actor=self.actor, action="UPDATE_ENDPOINT", securable_type="endpoint", securable=name,
-                         details=_summary(config))
+                         details={**_summary(config), "revision": revision})
+            _notify(conn, name)
         return self.get(name)
 
     def get(self, name: str) -> Endpoint:
@@ -89,10 +103,18 @@ class EndpointStore:
             if conn.execute(delete(t.endpoints).where(t.endpoints.c.name == name)).rowcount == 0:
                 raise NotFoundError(f"No endpoint {name!r} (see 'hangar endpoints list')")
             audit.append(conn, actor=self.actor, action="DELETE_ENDPOINT", securable_type="endpoint", securable=name)
+            _notify(conn, name)
 
     def revision(self, name: str) -> int | None:
         with read_connection(self.engine) as conn:
             return conn.execute(select(t.endpoints.c.revision).where(t.endpoints.c.name == name)).scalar()
+
+    def stamp(self, name: str) -> tuple[int, int] | None:
+        """``(created_at, revision)``, or None once the endpoint is gone: a cheap read each poll."""
+        with read_connection(self.engine) as conn:
+            row = conn.execute(select(t.endpoints.c.created_at, t.endpoints.c.revision)
+                               .where(t.endpoints.c.name == name)).first()
+        return None if row is None else (row.created_at, row.revision)
 
 
 def endpoint_store(tracking_uri: str | None = None) -> EndpointStore:

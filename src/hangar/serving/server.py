@@ -91,9 +91,12 @@ def serve(model_uri: str, *, host: str = "127.0.0.1", port: int = 8080, workers:
             return
         from uvicorn.supervisors import Multiprocess
 
+        from hangar.serving.metrics import multiprocess_dir
+
         os.environ[MODEL_URI_ENV] = model_uri  # the spawned workers read these in create_app()
         os.environ.update(settings.to_env())
         config = uvicorn.Config("hangar.serving.app:create_app", factory=True, workers=workers, **common)
-        Multiprocess(config, sockets=[sock]).run()
+        with multiprocess_dir():  # /metrics answers for all workers (one worker: in-memory metrics, no files)
+            Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()
