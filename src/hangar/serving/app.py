@@ -104,10 +104,20 @@ class ServingApp:
         return await self.router(scope, receive, send)
 
     async def invocations(self, scope, receive, send):
+        status, headers, body, _ = await self.respond(scope, receive)
+        if status != 499:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+    async def respond(self, scope, receive) -> tuple[int, list, bytes, bytes]:
+        """One ``POST /invocations``, answered but not sent: ``(status, headers, body, request
+        body)``; status 499 (nothing to send) when the client left before its body arrived. The
+        endpoint app sends it with its own headers added and records it, with no per-message
+        wrappers around ``receive`` and ``send``."""
         metrics, batcher, state = self.metrics, self.batcher, self._hangar
         start = time.perf_counter()
         metrics.in_flight_count += 1
-        status = 500
+        request, status = b"", 500
         try:
             started = batcher.arrive()
             try:
@@ -117,31 +127,28 @@ class ServingApp:
                         content_type = value.decode("latin-1")
                     elif name == b"content-length":
                         declared = value
-                body = await _receive_body(receive, declared, state.max_body_bytes)
-                inv = scoring.parse_request(body, content_type, state.model.input_mode)
+                request = await _receive_body(receive, declared, state.max_body_bytes)
+                inv = scoring.parse_request(request, content_type, state.model.input_mode)
                 answer = batcher.submit(inv, started)
             except BaseException:
                 batcher.depart()
                 raise
             answer = await answer
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [*_JSON_HEADERS, (b"content-length", str(len(answer)).encode())]})
-            await send({"type": "http.response.body", "body": answer})
-            status = 200
+            status, headers = 200, [*_JSON_HEADERS, (b"content-length", str(len(answer)).encode())]
         except HangarError as exc:
             log_failure("POST", "/invocations", exc)
             response = error_response(exc, metrics)
-            status = response.status_code
-            await response(scope, receive, send)
+            status, headers, answer = response.status_code, response.raw_headers, response.body
         except _ClientDisconnected:
-            status = 499  # as nginx counts a client that left before its answer
+            status, headers, answer = 499, [], b""  # as nginx counts a client that left before its answer
         except Exception as exc:
             log.exception("POST /invocations failed", exc_info=exc)
             response = error_response(HangarError("Internal server error"), metrics)
-            await response(scope, receive, send)
+            status, headers, answer = response.status_code, response.raw_headers, response.body
         finally:
             metrics.in_flight_count -= 1
             metrics.observe("/invocations", "POST", status, time.perf_counter() - start)
+        return status, headers, answer, request
 
 
 read_body = read_limited_body

@@ -368,6 +368,9 @@ class EndpointApp:
         served = slot.current
         request_id = request_id or self._next_id()
         extra = [(b"x-hangar-served-by", served.version.encode()), (b"x-request-id", request_id.encode())]
+        if scope["path"] == "/invocations" and scope["method"] == "POST":
+            return await self._invocation(scope, receive, send, routing.table, slot, served, extra, started,
+                                          request_id, caller)
         captured_in: list[bytes] = []
         captured_out: list[bytes] = []
         sizes = [0, 0]
@@ -416,6 +419,23 @@ class EndpointApp:
             self._record(routing.table, scope, request_id, (slot, served), started, state["status"], b"".join(captured_in),
                          b"".join(captured_out), state["content_type"], cancelled=state["cancelled"] and not state["done"],
                          caller=caller)
+
+    async def _invocation(self, scope, receive, send, table, slot, served, extra, started, request_id, caller) -> None:
+        """``POST /invocations``, the hot path: the entity app answers, this adds the headers,
+        sends and records (no wrappers around ``receive`` / ``send`` per message)."""
+        status, body, request, sent = 500, b"", b"", False
+        try:
+            status, headers, body, request = await served.app.respond(scope, receive)
+            if status != 499:
+                await send({"type": "http.response.start", "status": status, "headers": [*headers, *extra]})
+                await send({"type": "http.response.body", "body": body})
+                sent = True
+        finally:
+            cancelled = not sent
+            if cancelled:
+                status = 499  # the client left before its whole answer was sent
+            self._record(table, scope, request_id, (slot, served), started, status, request[:_CAPTURE_BYTES],
+                         body[:_CAPTURE_BYTES], "application/json", cancelled=cancelled, caller=caller)
 
     def _record(self, table, scope, request_id, chosen, started, status, request: bytes, response: bytes,
                 content_type: str, *, cancelled: bool, error_code: str | None = None, caller: str | None = None) -> None:
