@@ -342,8 +342,6 @@ class EndpointApp:
         return None if allowed else wait
 
     async def _serve(self, scope, receive, send, caller: str | None = None) -> None:
-        from hangar.serving.rate_limit import retry_after_header
-
         started = time.perf_counter()
         routing = self.routing  # one read: this request sees one config revision throughout
         request_id = _header(scope, b"x-request-id")
@@ -355,6 +353,8 @@ class EndpointApp:
             return
         wait = await self._rate_limited(routing.limiter, scope, caller)
         if wait is not None:
+            from hangar.serving.rate_limit import retry_after_header
+
             self.metrics.rate_limited.inc()
             start, body = _json_error(429, "RATE_LIMITED", "Too many requests from this caller; retry after the "
                                       "number of seconds in Retry-After",

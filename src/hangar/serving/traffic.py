@@ -27,6 +27,8 @@ class TrafficSplit:
 
     def choose(self, request_id: str | None = None) -> int:
         """The index of the entity that serves this request."""
+        if len(self._bounds) == 1:
+            return 0
         if request_id:
             digest = hashlib.blake2b(request_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
             point = int.from_bytes(digest, "big") / 2**64
