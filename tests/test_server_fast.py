@@ -113,3 +113,54 @@ def test_the_run_experiment_memo_is_dropped_when_the_run_is_gone(hub):
             conn.execute(delete(t.runs).where(t.runs.c.run_id == run_id))
         assert a.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": 1}).status_code == 404
         assert memo.get(run_id) is None
+
+
+def test_changes_from_another_connection_take_effect_on_the_next_hot_write(hub, tmp_path):
+    """The memo's freshness check (PRAGMA data_version on a held connection, then the audit head) sees
+    commits from any other connection, as another worker process would make them, between hot writes."""
+    from hangar.governance import grants, principals, tokens
+    from hangar.store.engine import create_store_engine
+
+    other = create_store_engine(str(hub.engine.url))  # its own pool: another process's view of the file
+    principals.create(other, "dana", "user", actor="t")
+    made = tokens.create(other, "dana", "t", actor="t")
+    with hub.admin() as a:
+        exp = a.post("/experiments", json={"name": "e"}).json()["experiment_id"]
+        run_id = a.post("/runs", json={"experiment_id": exp}).json()["info"]["run_id"]
+    with hub.client(made.token) as d:
+        assert d.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": 1}).status_code == 403
+        grants.grant(other, "experiment", exp, "dana", "EDIT", actor="t")
+        assert [d.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": i}).status_code for i in range(3)] == [200] * 3
+        grants.revoke(other, "experiment", exp, "dana", "EDIT", actor="t")
+        assert d.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": 9}).status_code == 403
+        grants.grant(other, "experiment", exp, "dana", "EDIT", actor="t")
+        assert d.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": 9}).status_code == 200
+        tokens.revoke(other, made.info.id, actor="t")
+        assert d.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": 9}).status_code == 401
+    other.dispose()
+
+
+def test_the_held_connection_steps_aside_when_busy_and_is_dropped_when_left_in_a_transaction(tmp_path):
+    from hangar.store.rawsql import HeldConnection, sqlite_write
+    from hangar.tracking.sql_store import SqlTrackingStore
+
+    store = SqlTrackingStore(f"sqlite:///{tmp_path / 'h.db'}", str(tmp_path / "a"))
+    held = HeldConnection(store.engine)
+    with held.connection() as first:
+        assert held.holds(first)
+        with held.connection() as second:  # (another thread would get the same: a pooled stand-in)
+            assert second is not first and not held.holds(second)
+    with pytest.raises(ZeroDivisionError), sqlite_write(held) as cur:
+        cur.execute("INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, "
+                    "last_update_time) VALUES ('x', 'a', 'active', 0, 0)")
+        raise ZeroDivisionError
+    with held.connection() as again:
+        assert again is first and not again.in_transaction  # rolled back, still held
+        assert again.execute("SELECT count(*) FROM experiments WHERE name = 'x'").fetchone()[0] == 0
+        again.execute("BEGIN")  # left open: the connection cannot be trusted any more
+    with held.connection() as fresh:
+        assert fresh is not first and not fresh.in_transaction
+    held.close()
+    with held.connection() as after_close:  # a pooled connection from now on
+        assert not held.holds(after_close)
+    store.close()

@@ -56,6 +56,10 @@ class SqlTrackingStore(LoggedModelsMixin):
         self.uri = uri
         self.artifact_root = str(artifact_root).rstrip("/")
         self.engine = create_store_engine(uri)
+        from hangar.store.rawsql import HeldConnection
+
+        self._held = HeldConnection(self.engine)  # the hot writes' connection (SQLite)
+        self.reader = HeldConnection(self.engine)  # never writes: cheap freshness reads (the governance memo's audit head)
         try:
             ensure_schema(self.engine)
             self._ensure_default_experiment()
@@ -69,6 +73,8 @@ class SqlTrackingStore(LoggedModelsMixin):
             ) from None
 
     def close(self) -> None:
+        self._held.close()
+        self.reader.close()
         self.engine.dispose()
 
     def run_artifacts(self, run_id: str):
@@ -254,7 +260,7 @@ class SqlTrackingStore(LoggedModelsMixin):
         from hangar.store.rawsql import sqlite_write
 
         raw = self._raw_statements()
-        with sqlite_write(self.engine) as cur:
+        with sqlite_write(self._held) as cur:
             exp = raw["experiment_for_run"].execute(cur, {"eid": eid}).fetchone()
             if exp is None:
                 raise NotFoundError(f"No experiment with id {experiment_id!r}")
@@ -288,7 +294,7 @@ class SqlTrackingStore(LoggedModelsMixin):
         if self.engine.dialect.name == "sqlite":
             from hangar.store.rawsql import sqlite_write
 
-            with sqlite_write(self.engine) as cur:
+            with sqlite_write(self._held) as cur:
                 changed = self._raw_statements()["update_run"].execute(cur, values).rowcount
             if not changed:
                 with self._read() as conn:
@@ -370,7 +376,7 @@ class SqlTrackingStore(LoggedModelsMixin):
         from hangar.store.rawsql import sqlite_write
 
         raw = self._raw_statements()
-        with sqlite_write(self.engine) as cur:
+        with sqlite_write(self._held) as cur:
             row = raw["run_stage"].execute(cur, {"rid": run_id}).fetchone()
             if row is None or row[0] != ACTIVE:
                 with self._read() as conn:
