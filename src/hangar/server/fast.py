@@ -29,17 +29,23 @@ _JSON = (b"content-type", b"application/json")
 
 
 class RouteMatcher:
-    """The route Starlette would pick for a method and path: the first of the table that matches both."""
+    """The route Starlette would pick for a method and path: the first of the table that matches both.
+
+    Each route's literal start (its path up to the first parameter) is checked with ``startswith``
+    before its regular expression, which skips most of the table cheaply; the order is unchanged."""
 
     def __init__(self, routes):
         self._by_method: dict[str, list] = {}
         for route in routes:
             regex, _, convertors = compile_path(route.path)
-            self._by_method.setdefault(route.method, []).append((regex, convertors, route))
+            literal = route.path.split("{", 1)[0]
+            self._by_method.setdefault(route.method, []).append((literal, regex, convertors, route))
 
     def match(self, method: str, path: str):
         """``(route, path_params)`` or None."""
-        for regex, convertors, route in self._by_method.get(method, ()):
+        for literal, regex, convertors, route in self._by_method.get(method, ()):
+            if not path.startswith(literal):
+                continue
             found = regex.match(path)
             if found is not None:
                 return route, {k: convertors[k].convert(v) for k, v in found.groupdict().items()}
