@@ -18,16 +18,20 @@ _DATA_VERSION = "PRAGMA data_version"
 
 
 class GovernanceCache:
-    """``reader`` (a ``store.rawsql.HeldConnection`` that never writes) makes the check cheap on SQLite:
-    ``PRAGMA data_version`` on it changes exactly when another connection, in any process, committed
-    a change to the database, so while it stands still nothing changed and no query is needed; when
-    it moved, the audit head is read on that same connection (no pool checkout). Without one (or on
-    PostgreSQL) every refresh reads the head on a pooled connection."""
+    """``held`` (the tracking store's ``store.rawsql.HeldConnection``) makes the check cheap on SQLite:
+    ``PRAGMA data_version`` on it changes whenever another connection, in any process, committed a
+    change to the database. Its own commits do not count, but SQLite lets it change only the
+    tracking tables (``writable``), never the audit log; so while the number stands still the audit
+    log has not moved and no query is needed, and when it moved the head is read on that same
+    connection (no pool checkout). When the held connection is busy (another thread), or without
+    one (PostgreSQL), every refresh reads the head on a pooled connection."""
 
-    def __init__(self, reader=None):
+    def __init__(self, held=None):
         self._lock = threading.Lock()
         self._head: int | None = None
-        self._reader = reader if reader is not None and reader.enabled else None
+        if held is not None and (not held.enabled or held.writable is None or "audit_log" in held.writable):
+            held = None  # its data_version would not tell whether the audit log moved
+        self._reader = held
         self._version: tuple | None = None  # (held connection, its data_version) when the head was last read
         self.tokens: dict[str, tuple] = {}  # digest -> (TokenOwner, expires_at)
         self.views: dict[int, tuple] = {}  # principal id -> (names, grants)

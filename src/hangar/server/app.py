@@ -76,7 +76,7 @@ def open_services(config: ServerConfig) -> Services:
     if config.auth:
         from hangar.governance.cache import GovernanceCache
 
-        authenticator = BearerTokenAuthenticator(tracking.engine, GovernanceCache(tracking.reader))
+        authenticator = BearerTokenAuthenticator(tracking.engine, GovernanceCache(tracking.hot))
     else:
         from hangar.config import local_user
 

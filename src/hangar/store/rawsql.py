@@ -10,7 +10,12 @@ directly inside a ``BEGIN IMMEDIATE`` transaction, on a connection held open for
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
+
+_WRITES = frozenset({sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE})
+_READS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_FUNCTION,
+                    sqlite3.SQLITE_SAVEPOINT, sqlite3.SQLITE_RECURSIVE})
 
 
 class CompiledStatement:
@@ -41,12 +46,18 @@ class HeldConnection:
     otherwise (another thread holds it) a pooled one, so threads never wait on each other here.
     The connection is a pooled one checked out for good (the engine's connect-time pragmas ran on
     it); ``close()`` returns it. Only for a SQLite file: with an in-memory database (one per thread)
-    or another dialect, every use is a pool checkout."""
+    or another dialect, every use is a pool checkout.
 
-    def __init__(self, engine):
+    ``writable`` names the only tables statements on the held connection may change (SQLite refuses
+    anything else when preparing them, through an authorizer), so a reader of ``PRAGMA data_version``
+    on it (which counts every other connection's commits, never its own) knows that a change to any
+    other table was made elsewhere and is counted."""
+
+    def __init__(self, engine, writable=None):
         from hangar.store.engine import sqlite_path
 
         self.engine = engine
+        self.writable = frozenset(writable) if writable is not None else None
         self.enabled = engine.dialect.name == "sqlite" and sqlite_path(str(engine.url)) is not None
         self._lock = threading.Lock()
         self._pooled = None  # the SQLAlchemy pool's wrapper, kept checked out
@@ -59,7 +70,10 @@ class HeldConnection:
         if self.enabled and not self._closed and self._lock.acquire(blocking=False):
             try:
                 if self._pooled is None:
-                    self._pooled = self.engine.raw_connection()
+                    pooled = self.engine.raw_connection()
+                    if self.writable is not None:
+                        pooled.driver_connection.set_authorizer(self._authorize)
+                    self._pooled = pooled
                 conn = self._pooled.driver_connection
                 try:
                     yield conn
@@ -78,6 +92,13 @@ class HeldConnection:
                 pooled.invalidate()  # never hand a half-open transaction to the next user
             pooled.close()
 
+    def _authorize(self, action, arg1, arg2, db, trigger):
+        if action in _WRITES:
+            return sqlite3.SQLITE_OK if arg1 in self.writable else sqlite3.SQLITE_DENY
+        if action in _READS or (action == sqlite3.SQLITE_PRAGMA and arg1 == "data_version" and arg2 is None):
+            return sqlite3.SQLITE_OK
+        return sqlite3.SQLITE_DENY  # schema changes, other pragmas, attaching databases, ...
+
     def holds(self, conn) -> bool:
         """Whether ``conn`` (lent by ``connection()``) is the held connection, not a pooled stand-in."""
         pooled = self._pooled
@@ -95,6 +116,8 @@ class HeldConnection:
             self._closed = True
             pooled, self._pooled = self._pooled, None
         if pooled is not None:
+            if self.writable is not None:
+                pooled.driver_connection.set_authorizer(None)  # back in the pool it is an ordinary connection
             pooled.close()
 
 
