@@ -43,15 +43,16 @@ def hub(tmp_path):
 
 
 def _count_fast(server, monkeypatch) -> list:
+    """The routes FastPath answered (through the protocol's lane or its ASGI entry: both call ``answer``)."""
     seen = []
     fast = server.app.fast
-    original = type(fast).__call__
+    original = type(fast).answer
 
-    async def counting(self, scope, receive, send, route, params, request_id):
+    def counting(self, method, path, route, *args):
         seen.append(route.name)
-        return await original(self, scope, receive, send, route, params, request_id)
+        return original(self, method, path, route, *args)
 
-    monkeypatch.setattr(type(fast), "__call__", counting)
+    monkeypatch.setattr(type(fast), "answer", counting)
     return seen
 
 
@@ -163,4 +164,27 @@ def test_the_held_connection_steps_aside_when_busy_and_is_dropped_when_left_in_a
     held.close()
     with held.connection() as after_close:  # a pooled connection from now on
         assert not held.holds(after_close)
+    store.close()
+
+
+def test_the_stores_held_connection_may_change_only_the_tracking_tables(tmp_path):
+    """What lets the governance memo trust its data_version: SQLite refuses any other write on it."""
+    import sqlite3
+
+    from hangar.store.rawsql import sqlite_write
+    from hangar.tracking.sql_store import SqlTrackingStore
+
+    store = SqlTrackingStore(f"sqlite:///{tmp_path / 'h.db'}", str(tmp_path / "a"))
+    exp = store.create_experiment("e")
+    run_id = store.create_run(exp).info.run_id
+    store.log_batch(run_id, params={"p": 1}, tags={"t": "v"})
+    store.log_metric(run_id, "m", 1.0)
+    store.update_run_info(run_id, status="FINISHED")
+    for sql in ("INSERT INTO audit_log (seq) VALUES (999)", "DELETE FROM tokens", "UPDATE grants SET privilege = 'x'",
+                "DROP TABLE metrics", "PRAGMA user_version = 7"):
+        with pytest.raises(sqlite3.DatabaseError, match="not authorized"), sqlite_write(store.hot) as cur:
+            cur.execute(sql)
+    with store.hot.connection() as conn:
+        assert store.hot.holds(conn) and conn.execute("PRAGMA data_version").fetchone()[0] >= 1
+    assert store.get_run(run_id).info.status == "FINISHED"
     store.close()
