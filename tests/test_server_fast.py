@@ -188,3 +188,16 @@ def test_the_stores_held_connection_may_change_only_the_tracking_tables(tmp_path
         assert store.hot.holds(conn) and conn.execute("PRAGMA data_version").fetchone()[0] >= 1
     assert store.get_run(run_id).info.status == "FINISHED"
     store.close()
+
+
+def test_responses_encode_entities_as_plain_would():
+    import json
+
+    from hangar.server.guard import encode
+    from hangar.server.wire import plain
+    from hangar.tracking.entities import Dataset, DatasetInput, Run, RunData, RunInfo
+
+    run = Run(RunInfo("r1", "7", "name", "RUNNING", 1, None, "active", "file:///a", "u", None),
+              RunData({"p": "1"}, {"m": 1.5}, {"t": "v"}), (DatasetInput(Dataset("d", "digest", "src", "local"), "train"),))
+    assert json.loads(encode(run)) == json.loads(json.dumps(plain(run)))
+    assert json.loads(encode({1: (1, 2), "big": 2**70})) == {"1": [1, 2], "big": 2**70}  # through plain
