@@ -14,12 +14,14 @@ class InThreadServer:
         import uvicorn
 
         from hangar.server.app import build_app
+        from hangar.server.protocol import HangarHttpProtocol
         from hangar.serving.server import bind_socket
 
         self.app = build_app(config)
         self.sock = bind_socket("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False))
+        self.server = uvicorn.Server(uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False,
+                                                    http=HangarHttpProtocol))  # as hangar server runs it
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self):

@@ -171,9 +171,26 @@ def test_server_process_bootstraps_an_admin_whose_token_never_reaches_the_log(tm
         token = path.read_text().strip()
         auth = {"Authorization": f"Bearer {token}"}
         assert httpx.get(url + "/api/v1/auth/whoami", headers=auth).json()["name"] == "admin"
-        made = httpx.post(url + "/api/v1/auth/tokens", headers=auth, json={"name": "x"}).json()["token"]
+        created = httpx.post(url + "/api/v1/auth/tokens", headers=auth, json={"name": "x"}).json()
+        made = created["token"]
         httpx.get(url + "/api/v1/catalogs", headers={"Authorization": f"Bearer {made}x"})
         assert httpx.get(url + "/api/v1/openapi.json").json()["paths"]
+        # hot writes on two workers (one connection each: requests spread over both processes), then a
+        # revocation made through one worker holds on the very next write, wherever it lands
+        exp = httpx.post(url + "/api/v1/experiments", headers=auth, json={"name": "w"}).json()["experiment_id"]
+        run_id = httpx.post(url + "/api/v1/runs", headers=auth, json={"experiment_id": exp}).json()["info"]["run_id"]
+        clients = [httpx.Client(base_url=url + "/api/v1", headers={"Authorization": f"Bearer {made}"}) for _ in range(4)]
+        try:
+            for i in range(5):
+                for c in clients:
+                    assert c.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": i}).status_code == 200
+            token_id = created["info"]["id"]
+            assert httpx.delete(url + f"/api/v1/auth/tokens/{token_id}", headers=auth).status_code == 200
+            for c in clients:
+                assert c.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": 9}).status_code == 401
+        finally:
+            for c in clients:
+                c.close()
     finally:
         _stop(proc)
     text = log.read_text()

@@ -43,15 +43,16 @@ def hub(tmp_path):
 
 
 def _count_fast(server, monkeypatch) -> list:
+    """The routes FastPath answered (through the protocol's lane or its ASGI entry: both call ``answer``)."""
     seen = []
     fast = server.app.fast
-    original = type(fast).__call__
+    original = type(fast).answer
 
-    async def counting(self, scope, receive, send, route, params, request_id):
+    def counting(self, method, path, route, *args):
         seen.append(route.name)
-        return await original(self, scope, receive, send, route, params, request_id)
+        return original(self, method, path, route, *args)
 
-    monkeypatch.setattr(type(fast), "__call__", counting)
+    monkeypatch.setattr(type(fast), "answer", counting)
     return seen
 
 
@@ -113,3 +114,90 @@ def test_the_run_experiment_memo_is_dropped_when_the_run_is_gone(hub):
             conn.execute(delete(t.runs).where(t.runs.c.run_id == run_id))
         assert a.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": 1}).status_code == 404
         assert memo.get(run_id) is None
+
+
+def test_changes_from_another_connection_take_effect_on_the_next_hot_write(hub, tmp_path):
+    """The memo's freshness check (PRAGMA data_version on a held connection, then the audit head) sees
+    commits from any other connection, as another worker process would make them, between hot writes."""
+    from hangar.governance import grants, principals, tokens
+    from hangar.store.engine import create_store_engine
+
+    other = create_store_engine(str(hub.engine.url))  # its own pool: another process's view of the file
+    principals.create(other, "dana", "user", actor="t")
+    made = tokens.create(other, "dana", "t", actor="t")
+    with hub.admin() as a:
+        exp = a.post("/experiments", json={"name": "e"}).json()["experiment_id"]
+        run_id = a.post("/runs", json={"experiment_id": exp}).json()["info"]["run_id"]
+    with hub.client(made.token) as d:
+        assert d.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": 1}).status_code == 403
+        grants.grant(other, "experiment", exp, "dana", "EDIT", actor="t")
+        assert [d.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": i}).status_code for i in range(3)] == [200] * 3
+        grants.revoke(other, "experiment", exp, "dana", "EDIT", actor="t")
+        assert d.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": 9}).status_code == 403
+        grants.grant(other, "experiment", exp, "dana", "EDIT", actor="t")
+        assert d.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": 9}).status_code == 200
+        tokens.revoke(other, made.info.id, actor="t")
+        assert d.post(f"/runs/{run_id}/metrics", json={"key": "m", "value": 9}).status_code == 401
+    other.dispose()
+
+
+def test_the_held_connection_steps_aside_when_busy_and_is_dropped_when_left_in_a_transaction(tmp_path):
+    from hangar.store.rawsql import HeldConnection, sqlite_write
+    from hangar.tracking.sql_store import SqlTrackingStore
+
+    store = SqlTrackingStore(f"sqlite:///{tmp_path / 'h.db'}", str(tmp_path / "a"))
+    held = HeldConnection(store.engine)
+    with held.connection() as first:
+        assert held.holds(first)
+        with held.connection() as second:  # (another thread would get the same: a pooled stand-in)
+            assert second is not first and not held.holds(second)
+    with pytest.raises(ZeroDivisionError), sqlite_write(held) as cur:
+        cur.execute("INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, "
+                    "last_update_time) VALUES ('x', 'a', 'active', 0, 0)")
+        raise ZeroDivisionError
+    with held.connection() as again:
+        assert again is first and not again.in_transaction  # rolled back, still held
+        assert again.execute("SELECT count(*) FROM experiments WHERE name = 'x'").fetchone()[0] == 0
+        again.execute("BEGIN")  # left open: the connection cannot be trusted any more
+    with held.connection() as fresh:
+        assert fresh is not first and not fresh.in_transaction
+    held.close()
+    with held.connection() as after_close:  # a pooled connection from now on
+        assert not held.holds(after_close)
+    store.close()
+
+
+def test_the_stores_held_connection_may_change_only_the_tracking_tables(tmp_path):
+    """What lets the governance memo trust its data_version: SQLite refuses any other write on it."""
+    import sqlite3
+
+    from hangar.store.rawsql import sqlite_write
+    from hangar.tracking.sql_store import SqlTrackingStore
+
+    store = SqlTrackingStore(f"sqlite:///{tmp_path / 'h.db'}", str(tmp_path / "a"))
+    exp = store.create_experiment("e")
+    run_id = store.create_run(exp).info.run_id
+    store.log_batch(run_id, params={"p": 1}, tags={"t": "v"})
+    store.log_metric(run_id, "m", 1.0)
+    store.update_run_info(run_id, status="FINISHED")
+    for sql in ("INSERT INTO audit_log (seq) VALUES (999)", "DELETE FROM tokens", "UPDATE grants SET privilege = 'x'",
+                "DROP TABLE metrics", "PRAGMA user_version = 7"):
+        with pytest.raises(sqlite3.DatabaseError, match="not authorized"), sqlite_write(store.hot) as cur:
+            cur.execute(sql)
+    with store.hot.connection() as conn:
+        assert store.hot.holds(conn) and conn.execute("PRAGMA data_version").fetchone()[0] >= 1
+    assert store.get_run(run_id).info.status == "FINISHED"
+    store.close()
+
+
+def test_responses_encode_entities_as_plain_would():
+    import json
+
+    from hangar.server.guard import encode
+    from hangar.server.wire import plain
+    from hangar.tracking.entities import Dataset, DatasetInput, Run, RunData, RunInfo
+
+    run = Run(RunInfo("r1", "7", "name", "RUNNING", 1, None, "active", "file:///a", "u", None),
+              RunData({"p": "1"}, {"m": 1.5}, {"t": "v"}), (DatasetInput(Dataset("d", "digest", "src", "local"), "train"),))
+    assert json.loads(encode(run)) == json.loads(json.dumps(plain(run)))
+    assert json.loads(encode({1: (1, 2), "big": 2**70})) == {"1": [1, 2], "big": 2**70}  # through plain

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -55,9 +56,11 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+_WELL_FORMED = re.compile(re.escape(PREFIX) + f"[A-Za-z0-9_-]{{{_TOKEN_CHARS}}}")
+
+
 def well_formed(token) -> bool:
-    return (isinstance(token, str) and len(token) == len(PREFIX) + _TOKEN_CHARS and token.startswith(PREFIX)
-            and all(c.isalnum() or c in "-_" for c in token[len(PREFIX):]))
+    return isinstance(token, str) and _WELL_FORMED.fullmatch(token) is not None
 
 
 def create(engine, principal: str, name: str = "token", *, lifetime_days: float | None = 90, actor: str,

@@ -29,17 +29,23 @@ _JSON = (b"content-type", b"application/json")
 
 
 class RouteMatcher:
-    """The route Starlette would pick for a method and path: the first of the table that matches both."""
+    """The route Starlette would pick for a method and path: the first of the table that matches both.
+
+    Each route's literal start (its path up to the first parameter) is checked with ``startswith``
+    before its regular expression, which skips most of the table cheaply; the order is unchanged."""
 
     def __init__(self, routes):
         self._by_method: dict[str, list] = {}
         for route in routes:
             regex, _, convertors = compile_path(route.path)
-            self._by_method.setdefault(route.method, []).append((regex, convertors, route))
+            literal = route.path.split("{", 1)[0]
+            self._by_method.setdefault(route.method, []).append((literal, regex, convertors, route))
 
     def match(self, method: str, path: str):
         """``(route, path_params)`` or None."""
-        for regex, convertors, route in self._by_method.get(method, ()):
+        for literal, regex, convertors, route in self._by_method.get(method, ()):
+            if not path.startswith(literal):
+                continue
             found = regex.match(path)
             if found is not None:
                 return route, {k: convertors[k].convert(v) for k, v in found.groupdict().items()}
@@ -54,42 +60,64 @@ class FastPath:
         self.limit = services.config.max_body_bytes
         self.inline = services.engine.dialect.name == "sqlite"  # short local writes: no worker thread
 
-    def route_for(self, scope):
-        """The hot route of this request with its path parameters, or None (Starlette serves it)."""
-        if scope.get("root_path"):
-            return None
-        found = self.matcher.match(scope["method"], scope["path"])
+    def hot_route(self, method: str, path: str):
+        """The hot route of ``method path`` with its path parameters, or None (Starlette serves it)."""
+        found = self.matcher.match(method, path)
         if found is None or found[0].name not in self.hot:
             return None
         return found
 
+    def route_for(self, scope):
+        """The hot route of this request with its path parameters, or None (Starlette serves it)."""
+        if scope.get("root_path"):
+            return None
+        return self.hot_route(scope["method"], scope["path"])
+
+    def answer(self, method: str, path: str, route, path_params: dict, request_id: str, headers, query_string: bytes,
+               raw: bytes, client_host: str) -> tuple[int, list, bytes]:
+        """``(status, headers, payload)`` for a hot request whose body has been read (within the limit): parsed,
+        checked by the guard and written here, in this thread. ``headers`` holds no content-length."""
+        try:
+            ctx = make_context(self.services, path_params, QueryParams(query_string), parse_json(raw), request_id,
+                               headers, client_host)
+            return route.status, [_JSON], encode(run_route(route, ctx))
+        except Exception as exc:
+            return self.failure(method, path, exc)
+
+    @staticmethod
+    def failure(method: str, path: str, exc: Exception) -> tuple[int, list, bytes]:
+        """A failed request as ``(status, headers, payload)``: the JSON error of ``respond``."""
+        if isinstance(exc, HangarError):
+            log_failure(method, path, exc)
+        else:
+            log.error("%s %s failed", method, path, exc_info=exc)
+            exc = HangarError("Internal server error")
+        response = error_response(exc)
+        return response.status_code, [h for h in response.raw_headers if h[0] != b"content-length"], response.body
+
     async def __call__(self, scope, receive, send, route, path_params: dict, request_id: str) -> None:
-        rid = (b"x-request-id", request_id.encode())
+        method, path = scope["method"], scope["path"]
+        client = scope.get("client")
+        client_host = client[0] if client else "-"
         try:
             headers = Headers(scope=scope)
-            body = parse_json(await receive_limited_body(receive, headers.get("content-length"), self.limit))
-            client = scope.get("client")
-            ctx = make_context(self.services, path_params, QueryParams(scope["query_string"]), body, request_id,
-                               headers, client[0] if client else "-")
-            if self.inline:
-                result = run_route(route, ctx)
-            else:
-                result = await anyio.to_thread.run_sync(run_route, route, ctx)
-            payload, status, extra = encode(result), route.status, ()
+            raw = await receive_limited_body(receive, headers.get("content-length"), self.limit)
         except ClientDisconnected:
             return
-        except HangarError as exc:
-            log_failure(scope["method"], scope["path"], exc)
-            response = error_response(exc)
-            payload, status, extra = response.body, response.status_code, response.raw_headers
         except Exception as exc:
-            log.error("%s %s failed", scope["method"], scope["path"], exc_info=exc)
-            response = error_response(HangarError("Internal server error"))
-            payload, status, extra = response.body, response.status_code, response.raw_headers
-        if extra:
-            headers_out = [h for h in extra if h[0] != b"content-length"]
+            status, headers_out, payload = self.failure(method, path, exc)
         else:
-            headers_out = [_JSON]
-        headers_out += [(b"content-length", str(len(payload)).encode()), rid]
+            if self.inline:
+                status, headers_out, payload = self.answer(method, path, route, path_params, request_id, headers,
+                                                           scope["query_string"], raw, client_host)
+            else:
+                try:
+                    ctx = make_context(self.services, path_params, QueryParams(scope["query_string"]), parse_json(raw),
+                                       request_id, headers, client_host)
+                    result = await anyio.to_thread.run_sync(run_route, route, ctx)
+                    status, headers_out, payload = route.status, [_JSON], encode(result)
+                except Exception as exc:
+                    status, headers_out, payload = self.failure(method, path, exc)
+        headers_out = [*headers_out, (b"content-length", str(len(payload)).encode()), (b"x-request-id", request_id.encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers_out})
         await send({"type": "http.response.body", "body": payload})

@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - orjson comes with the serving extra, a
     _loads = json.loads
 
     def _dumps(value) -> bytes:
-        return json.dumps(value).encode()
+        return json.dumps(plain(value)).encode()
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -60,11 +60,16 @@ def parse_json(raw: bytes) -> dict:
 
 
 def encode(result) -> bytes:
-    """A handler's result as JSON bytes."""
+    """A handler's result as JSON bytes. orjson writes dataclasses and tuples itself, as ``plain`` would
+    turn them; what it refuses (a non-string key, an int beyond 64 bits, ...) goes through ``plain``."""
+    try:
+        return _dumps(result)
+    except TypeError:
+        pass
     value = plain(result)
     try:
         return _dumps(value)
-    except TypeError:  # (orjson: an int beyond 64 bits, ...)
+    except TypeError:
         return json.dumps(value).encode()
 
 

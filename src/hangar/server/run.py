@@ -38,11 +38,12 @@ def prepare(config: ServerConfig, out=sys.stderr, keep: bool = False):
 
 def run(config: ServerConfig) -> None:
     uvicorn = require("uvicorn", "serving")
+    from hangar.server.protocol import HangarHttpProtocol
     from hangar.serving.server import _exit_quietly_on_signals, bind_socket
 
     services = prepare(config, keep=config.workers <= 1)
     common = dict(host=config.host, port=config.port, log_level=config.log_level, lifespan="off",
-                  server_header=False, timeout_graceful_shutdown=10)
+                  server_header=False, timeout_graceful_shutdown=10, http=HangarHttpProtocol)
     sock = bind_socket(config.host, config.port)
     _exit_quietly_on_signals()
     try:

@@ -34,6 +34,7 @@ from hangar.tracking.entities import (
 from hangar.tracking.sql_logged_models import LoggedModelsMixin
 
 VIEWS = ("active", "deleted", "all")
+HOT_TABLES = ("runs", "params", "tags", "metrics", "latest_metrics")  # what the SQLite hot writes change
 _CHUNK = 10000  # ids per IN (...) query: under SQLite's 32,766 bound-parameter limit
 
 
@@ -56,6 +57,11 @@ class SqlTrackingStore(LoggedModelsMixin):
         self.uri = uri
         self.artifact_root = str(artifact_root).rstrip("/")
         self.engine = create_store_engine(uri)
+        from hangar.store.rawsql import HeldConnection
+
+        # The hot writes' connection (SQLite). It may change only these tables, which the server's
+        # governance memo does not depend on, so that memo can watch its data_version (see governance.cache).
+        self.hot = HeldConnection(self.engine, writable=HOT_TABLES)
         try:
             ensure_schema(self.engine)
             self._ensure_default_experiment()
@@ -69,6 +75,7 @@ class SqlTrackingStore(LoggedModelsMixin):
             ) from None
 
     def close(self) -> None:
+        self.hot.close()
         self.engine.dispose()
 
     def run_artifacts(self, run_id: str):
@@ -254,7 +261,7 @@ class SqlTrackingStore(LoggedModelsMixin):
         from hangar.store.rawsql import sqlite_write
 
         raw = self._raw_statements()
-        with sqlite_write(self.engine) as cur:
+        with sqlite_write(self.hot) as cur:
             exp = raw["experiment_for_run"].execute(cur, {"eid": eid}).fetchone()
             if exp is None:
                 raise NotFoundError(f"No experiment with id {experiment_id!r}")
@@ -288,7 +295,7 @@ class SqlTrackingStore(LoggedModelsMixin):
         if self.engine.dialect.name == "sqlite":
             from hangar.store.rawsql import sqlite_write
 
-            with sqlite_write(self.engine) as cur:
+            with sqlite_write(self.hot) as cur:
                 changed = self._raw_statements()["update_run"].execute(cur, values).rowcount
             if not changed:
                 with self._read() as conn:
@@ -370,7 +377,7 @@ class SqlTrackingStore(LoggedModelsMixin):
         from hangar.store.rawsql import sqlite_write
 
         raw = self._raw_statements()
-        with sqlite_write(self.engine) as cur:
+        with sqlite_write(self.hot) as cur:
             row = raw["run_stage"].execute(cur, {"rid": run_id}).fetchone()
             if row is None or row[0] != ACTIVE:
                 with self._read() as conn:
