@@ -7,7 +7,7 @@ import socket
 import pytest
 from server_fixtures import start_hub
 
-from hangar.server.protocol import CoalescingTransport
+from hangar.web_transport import CoalescingTransport
 
 
 class FakeTransport:

@@ -182,9 +182,6 @@ class Batcher:
                 f"The server is at capacity ({self.max_queue} requests queued or running); retry later"
             )
         self._arriving -= 1
-        if (self._quick >= INLINE_QUICK_IN_A_ROW and self._slow_rate < INLINE_SLOW_RATE and not self._running
-                and not self._queue and not self._arriving and not self._expected):
-            return self._run_inline(inv, loop)
         item = _Item(inv, loop.create_future(), started + self.timeout_s)
         self._queue.append(item)
         self._held += 1
@@ -199,30 +196,31 @@ class Batcher:
                 self._dispatch_now()
         return item.future
 
-    def _run_inline(self, inv: Invocation, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
-        future = loop.create_future()
+    def _inline_now(self) -> bool:
+        """One request waits, nothing else is queued, running, arriving or expected, and the model
+        has been quick."""
+        return (len(self._queue) == 1 and not self._running and not self._arriving and not self._expected
+                and self._quick >= INLINE_QUICK_IN_A_ROW and self._slow_rate < INLINE_SLOW_RATE)
+
+    def _run_inline(self, batch: list[_Item]) -> None:
         running = asyncio._get_running_loop()
         asyncio._set_running_loop(None)  # the model sees what it sees in a model thread
         try:
             start = _clock()
             try:
-                answer = self._score([inv])[0]
-            except Exception as exc:  # the scorer itself broke
-                log.error("Scoring a request failed", exc_info=exc)
-                answer = _as_error(exc)
+                answers = self._score([item.inv for item in batch])
+            except Exception as exc:  # the scorer itself broke: _finished fails the batch
+                answers = exc
             self._timed(start)
         finally:
             asyncio._set_running_loop(running)
-        if self.max_batch_size > 1:
-            self._expected = 1
-            self._free_since = loop.time()
-        if self._on_batch is not None:
-            self._on_batch(1, inv.rows)
-        if isinstance(answer, BaseException):
-            future.set_exception(answer)
+        done = self._loop.create_future()
+        if isinstance(answers, Exception):
+            done.set_exception(answers)
         else:
-            future.set_result(answer)
-        return future
+            done.set_result(answers)
+        self._running += 1
+        self._finished(batch, done)
 
     def _timed(self, start: tuple) -> None:
         """Count one model call, begun at ``start`` (``_clock()``), as quick or slow (from either
@@ -272,10 +270,14 @@ class Batcher:
                     self._dispatch_handle = loop.call_at(until, self._dispatch)
                     self._waiting = True
                     return
+            inline = self._inline_now()
             self._expected = 0
             batch = self._take()
             if not batch:
                 return
+            if inline:
+                self._run_inline(batch)
+                continue
             self._running += 1
             future = loop.run_in_executor(self._executor, self._score_timed, [item.inv for item in batch])
             future.add_done_callback(lambda f, batch=batch: self._finished(batch, f))

@@ -432,14 +432,14 @@ def serve_endpoint(name: str | None, *, model_uri: str | None = None, settings=N
     On SIGTERM uvicorn stops accepting, finishes in-flight requests, then runs the lifespan
     shutdown, which stops the alias watcher and drains the inference table to its store."""
     from hangar.errors import require
-    from hangar.serving.server import _exit_quietly_on_signals, bind_socket, freeze_startup_objects
+    from hangar.serving.server import _exit_quietly_on_signals, bind_socket, freeze_startup_objects, http_protocol
 
     uvicorn = require("uvicorn", "serving")
     if auth and name is None:
         model_auth(model_uri)  # refuse an unregistered model before binding anything
     common = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=graceful_timeout,
                   lifespan="on", server_header=False, access_log=access_log,
-                  proxy_headers=False)
+                  proxy_headers=False, http=http_protocol())
     sock = bind_socket(host, port)
     _exit_quietly_on_signals()
     log_to_stderr(log_level)

@@ -27,6 +27,16 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def http_protocol():
+    """uvicorn's httptools protocol writing each response in one piece (``hangar.web_transport``);
+    uvicorn's own choice where httptools is missing."""
+    try:
+        from hangar.web_transport import CoalescingHttpToolsProtocol
+    except ImportError:
+        return "auto"
+    return CoalescingHttpToolsProtocol
+
+
 def _exit_zero(signum, frame):
     raise SystemExit(0)
 
@@ -76,7 +86,7 @@ def serve(model_uri: str, *, host: str = "127.0.0.1", port: int = 8080, workers:
     settings = settings or ServingSettings()
     common = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=graceful_timeout,
                   lifespan="off", server_header=False, access_log=access_log,
-                  proxy_headers=False)
+                  proxy_headers=False, http=http_protocol())
     sock = bind_socket(host, port)
     _exit_quietly_on_signals()
     try:
