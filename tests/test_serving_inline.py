@@ -159,3 +159,27 @@ def test_a_model_that_runs_its_own_event_loop_works_inline(tmp_path):
     assert threads[0].startswith("hangar-model") and not threads[-1].startswith("hangar-model")
     assert {r.status_code for r in bodies} == {200}
     assert [r.json()["predictions"] for r in bodies] == [[i % 7] for i in range(len(bodies))]
+
+
+def test_requests_that_arrive_together_share_a_batch_even_when_the_model_is_quick():
+    sizes = []
+
+    def score(invs):
+        sizes.append(len(invs))
+        return [b"ok" for _ in invs]
+
+    batcher = Batcher(score, inline_max_s=1.0)
+
+    async def main():
+        await _one_by_one(batcher, 400)  # proven quick: a lone request now runs inline
+        sizes.clear()
+        futures = []
+        for _ in range(8):  # eight requests read in one loop turn, as from eight sockets at once
+            started = batcher.arrive()
+            futures.append(batcher.submit(_inv(), started))
+        return await asyncio.gather(*futures)
+
+    answers = asyncio.run(main())
+    batcher.close()
+    assert answers == [b"ok"] * 8
+    assert sizes == [8]

@@ -25,9 +25,11 @@ With batching off (``max_batch_size`` 1) the same queue runs requests one by one
 
 Quick calls run inline. At low load a request has nothing to wait for, and the hop to a model
 thread and back (two thread switches, a wake-up of the event loop) costs more than a quick model's
-whole call. So when nothing is queued, running or arriving, the model's last calls were shorter
-than ``inline_max`` (1 ms by default) and hardly any of its recent calls were longer (under 2 % in a
-moving average over ≈ 64 calls), the call runs on the event loop itself. A slow call sends the next
+whole call. So when the dispatch (one loop turn after a request is queued, so requests that came in
+together still share a batch) finds that one request alone, nothing running or arriving, the
+model's last calls shorter than ``inline_max`` (1 ms by default) and hardly any of its recent calls
+longer (under 2 % in a moving average over ≈ 64 calls), the call runs on the event loop itself.
+A slow call sends the next
 ones to the thread again; a model that is slow more than now and then never runs inline (a moving
 average, not "the last call", so a call stretched by the machine's own noise costs nothing
 lasting). Inline calls see no running event loop (as in a model thread), so a model that calls
@@ -41,6 +43,13 @@ import collections
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+try:
+    import resource
+
+    _RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", None)  # Linux
+except ImportError:  # pragma: no cover - Windows
+    _RUSAGE_THREAD = None
 
 from hangar.errors import HangarError, ModelExecutionError, RequestTimeoutError, ServerOverloadedError
 from hangar.serving import rowwise, scoring
@@ -109,14 +118,6 @@ def _slow(start: tuple, limit: float) -> bool:
 def _voluntary_switches() -> int:
     """Times this thread gave up the CPU to wait (Linux; elsewhere every long call counts as slow)."""
     return 0 if _RUSAGE_THREAD is None else resource.getrusage(_RUSAGE_THREAD).ru_nvcsw
-
-
-try:
-    import resource
-
-    _RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", None)
-except ImportError:  # pragma: no cover - Windows
-    _RUSAGE_THREAD = None
 
 
 class _Item:
