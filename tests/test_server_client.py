@@ -302,3 +302,24 @@ def test_a_batch_job_records_its_run_and_lineage_through_the_server(hub, tmp_pat
     assert {(f"table:{(tmp_path / 'in.parquet').resolve()}", job),
             (f"model_version:main.default.batch_len/{mv.version}", job),
             (job, f"table:{(tmp_path / 'out').resolve()}")} <= edges
+
+
+def test_an_endpoints_lineage_edge_goes_through_the_server(client, hub, tmp_path, monkeypatch):
+    """What ``EndpointRuntime._lineage`` calls: ``add_lineage_edge`` on the registry, here the server's;
+    idempotent, and a bad edge comes back as InvalidArgumentError."""
+    from hangar.serving.endpoint_runtime import EndpointRuntime
+    from hangar.tracking import fluent
+
+    monkeypatch.setenv("HANGAR_TRACKING_URI", hub.url)
+    fluent.set_tracking_uri(hub.url)
+    try:
+        runtime = EndpointRuntime.__new__(EndpointRuntime)  # only what _lineage reads
+        runtime.name, runtime.record_lineage = "ep", True
+        runtime._lineage("main.default.m/1")
+        assert client.registry.add_lineage_edge("model_version", "main.default.m/1", "endpoint", "ep") is False
+    finally:
+        fluent.set_tracking_uri(None)
+    graph = client.get_lineage("endpoint", entity_id="ep")
+    assert ("model_version:main.default.m/1", "endpoint:ep") in {(e.src, e.dst) for e in graph.edges}
+    with pytest.raises(InvalidArgumentError, match="derived"):
+        client.registry.add_lineage_edge("run", "r", "model_version", "main.default.m/1")
