@@ -268,12 +268,13 @@ def test_a_file_changed_in_storage_with_its_manifest_entry_is_refused_locally_an
         local.resolve("models:/main.default.guarded/1")
 
 
-def test_a_batch_job_records_its_run_through_the_server(hub, tmp_path, monkeypatch, caplog):
-    """HANGAR_TRACKING_URI=http://...: the job's run goes through the server; its lineage edges
-    need a direct store connection and are skipped with a warning, not a crash after the work."""
+def test_a_batch_job_records_its_run_and_lineage_through_the_server(hub, tmp_path, monkeypatch):
+    """HANGAR_TRACKING_URI=http://...: the job's run goes through the server, and so do its three lineage
+    edges (input table → job, version → job, job → output table), visible through GET /lineage."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    import hangar
     import hangar.batch as hb
     import hangar.pyfunc as hp
     from hangar.tracking import fluent
@@ -282,12 +283,43 @@ def test_a_batch_job_records_its_run_through_the_server(hub, tmp_path, monkeypat
     fluent.set_tracking_uri(hub.url)
     try:
         pkg = hp.save_model(tmp_path / "len", lambda df: df["text"].str.len(), input_example={"text": ["a"]})
+        mv = hangar.register_model(str(pkg), "main.default.batch_len")
         pq.write_table(pa.table({"text": ["a", "bb", "ccc"]}), tmp_path / "in.parquet")
-        with caplog.at_level("WARNING", logger="hangar.batch"):
-            result = hb.run(pkg, tmp_path / "in.parquet", tmp_path / "out", workers=1)
+        result = hb.run(f"models:/main.default.batch_len/{mv.version}", tmp_path / "in.parquet", tmp_path / "out",
+                        workers=1)
         assert (result.rows, result.failed) == (3, 0)
         run = fluent.client().get_run(result.run_id)
         assert run.info.status == "FINISHED" and run.data.metrics["rows"] == 3
-        assert "Lineage of batch job" in caplog.text
     finally:
         fluent.set_tracking_uri(None)
+    job = f"batch_job:{result.run_id}"
+    with httpx.Client(base_url=hub.url + "/api/v1", headers={"Authorization": f"Bearer {hub.token}"}) as http:
+        up = http.get("/lineage", params={"entity": "batch_job", "entity_id": result.run_id})
+        down = http.get("/lineage", params={"entity": "batch_job", "entity_id": result.run_id,
+                                            "direction": "downstream"})
+    assert up.status_code == 200 and down.status_code == 200, (up.text, down.text)
+    edges = {(e["src"], e["dst"]) for e in up.json()["edges"] + down.json()["edges"]}
+    assert {(f"table:{(tmp_path / 'in.parquet').resolve()}", job),
+            (f"model_version:main.default.batch_len/{mv.version}", job),
+            (job, f"table:{(tmp_path / 'out').resolve()}")} <= edges
+
+
+def test_an_endpoints_lineage_edge_goes_through_the_server(client, hub, tmp_path, monkeypatch):
+    """What ``EndpointRuntime._lineage`` calls: ``add_lineage_edge`` on the registry, here the server's;
+    idempotent, and a bad edge comes back as InvalidArgumentError."""
+    from hangar.serving.endpoint_runtime import EndpointRuntime
+    from hangar.tracking import fluent
+
+    monkeypatch.setenv("HANGAR_TRACKING_URI", hub.url)
+    fluent.set_tracking_uri(hub.url)
+    try:
+        runtime = EndpointRuntime.__new__(EndpointRuntime)  # only what _lineage reads
+        runtime.name, runtime.record_lineage = "ep", True
+        runtime._lineage("main.default.m/1")
+        assert client.registry.add_lineage_edge("model_version", "main.default.m/1", "endpoint", "ep") is False
+    finally:
+        fluent.set_tracking_uri(None)
+    graph = client.get_lineage("endpoint", entity_id="ep")
+    assert ("model_version:main.default.m/1", "endpoint:ep") in {(e.src, e.dst) for e in graph.edges}
+    with pytest.raises(InvalidArgumentError, match="derived"):
+        client.registry.add_lineage_edge("run", "r", "model_version", "main.default.m/1")

@@ -75,6 +75,8 @@ def examples(w):
         "FINALIZE_VERSION": ({"name": M, "version": str(w["pending_versions"][0])}, {"status": "FAILED"}, {}),
         "LOAD_VERSION": ({"name": M}, None, {"version": "1"}),
         "VERIFY_AUDIT": ({}, None, {}),
+        "ADD_LINEAGE_EDGE": ({}, {"src_type": "table", "src_id": "in.parquet", "dst_type": "batch_job", "dst_id": run},
+                             {}),
         "DELETE_EXPERIMENT": ({"experiment_id": exp}, None, {}),
         "RESTORE_EXPERIMENT": ({"experiment_id": exp}, None, {}),
         "SET_EXPERIMENT_TAG": ({"experiment_id": exp}, {"key": "k", "value": "changed"}, {}),
@@ -152,10 +154,13 @@ def snapshot(engine) -> dict:
 
 
 def _securable(server, route, params, body, query):
+    """(securable type, securable, privilege) that the route's requirement resolves to for this request."""
     ctx = RequestContext(server.app.state.services, params, query, body or {}, "test")
-    kind = route.requires.securable_type(ctx) if callable(route.requires.securable_type) else route.requires.securable_type
-    name = route.requires.securable(ctx)
-    return kind, pv.normalise(kind, name)
+    req = route.requires
+    kind = req.securable_type(ctx) if callable(req.securable_type) else req.securable_type
+    privilege = req.privilege(ctx) if callable(req.privilege) else req.privilege
+    assert privilege in pv.APPLICABLE[kind], route.name
+    return kind, pv.normalise(kind, req.securable(ctx)), privilege
 
 
 def _grant_all_but(engine, user: str, kind: str, name: str, required: str) -> None:
@@ -188,6 +193,9 @@ def test_every_route_is_in_the_table_with_one_requirement():
     assert {r.name for r in ROUTES if r.requires is AUTHENTICATED} == OPEN_TO_ANY_PRINCIPAL
     for r in ROUTES:
         if isinstance(r.requires, Requires):
+            if callable(r.requires.privilege):  # resolved per request; the walks check what it resolves to
+                assert callable(r.requires.securable_type), r.name
+                continue
             kinds = pv.SECURABLE_TYPES if callable(r.requires.securable_type) else [r.requires.securable_type]
             assert any(r.requires.privilege in pv.APPLICABLE[k] for k in kinds), r.name
 
@@ -201,15 +209,15 @@ def test_every_guarded_route_denies_without_its_privilege_and_changes_nothing(wo
     failures = []
     for i, route in enumerate(guarded):
         params, body, query = ex[route.name]
-        kind, name = _securable(server, route, params, body, query)
+        kind, name, privilege = _securable(server, route, params, body, query)
         almost = f"almost{i}"
         almost_token = hub.user(almost)
-        _grant_all_but(hub.engine, almost, kind, name, route.requires.privilege)
+        _grant_all_but(hub.engine, almost, kind, name, privilege)
         callers = [("no grants", nobody), ("all but the one", almost_token)]
-        for k, (_, missing) in enumerate(pv.requirements(kind, name, route.requires.privilege)[1:], start=1):
+        for k, (_, missing) in enumerate(pv.requirements(kind, name, privilege)[1:], start=1):
             user = f"nouse{i}_{k}"  # the privilege itself, but not the USE_CATALOG / USE_SCHEMA it also needs
             callers.append((f"without {missing}", hub.user(user)))
-            _grant_exactly(hub.engine, user, kind, name, route.requires.privilege, skip=k)
+            _grant_exactly(hub.engine, user, kind, name, privilege, skip=k)
         for who, token in callers:
             before = snapshot(hub.engine)
             resp = _call(hub, token, route, params, body, query)
@@ -233,11 +241,61 @@ def test_every_guarded_route_allows_exactly_its_privilege(world):
     failures = []
     for i, route in enumerate(guarded):
         params, body, query = ex[route.name]
-        kind, name = _securable(server, route, params, body, query)
+        kind, name, privilege = _securable(server, route, params, body, query)
         user = f"exact{i}"
         token = hub.user(user)
-        _grant_exactly(hub.engine, user, kind, name, route.requires.privilege)
+        _grant_exactly(hub.engine, user, kind, name, privilege)
         resp = _call(hub, token, route, params, body, query)
         if resp.status_code in (401, 403) or resp.status_code >= 500:
             failures.append(f"{route.name}: {resp.status_code} {resp.text[:200]}")
     assert not failures, "\n".join(failures)
+
+
+def _edges(engine) -> set:
+    with engine.connect() as conn:
+        return set(conn.execute(select(t.lineage_edges.c.src_type, t.lineage_edges.c.src_id, t.lineage_edges.c.dst_type,
+                                       t.lineage_edges.c.dst_id)).all())
+
+
+def test_a_lineage_edge_needs_execute_on_the_version_it_names_else_edit_on_the_run(world):
+    """ADD_LINEAGE_EDGE: an edge naming a model_version needs EXECUTE on its model (the walks above cover
+    the batch_job branch with a table → job edge); holding the other branch's privilege is not enough."""
+    hub, _, w = world
+    run = w["run_id"]
+    uses_model = {"src_type": "model_version", "src_id": f"{M}/1", "dst_type": "batch_job", "dst_id": run}
+    job_only = {"src_type": "batch_job", "src_id": run, "dst_type": "table", "dst_id": "out.parquet"}
+    editor, executor = hub.user("editor"), hub.user("executor")
+    g.grant(hub.engine, pv.EXPERIMENT, str(w["experiment_id"]), "editor", pv.EDIT, actor="test")
+    _grant_exactly(hub.engine, "executor", pv.REGISTERED_MODEL, M, pv.EXECUTE)
+    before = _edges(hub.engine)
+    for token, body in [(editor, uses_model), (executor, job_only)]:
+        with hub.client(token) as http:
+            resp = http.post("/lineage/edges", json=body)
+        assert resp.status_code == 403 and resp.json()["error_code"] == "PERMISSION_DENIED", resp.text
+    assert _edges(hub.engine) == before
+    for token, body in [(executor, uses_model), (editor, job_only)]:
+        with hub.client(token) as http:
+            assert http.post("/lineage/edges", json=body).json() == {"created": True}
+            assert http.post("/lineage/edges", json=body).json() == {"created": False}  # idempotent
+    assert _edges(hub.engine) - before == {("model_version", f"{M}/1", "batch_job", run),
+                                           ("batch_job", run, "table", "out.parquet")}
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"src_type": "spreadsheet", "src_id": "x", "dst_type": "batch_job", "dst_id": "RUN"}, "Unknown lineage node type"),
+    ({"src_type": "dataset", "src_id": "d", "dst_type": "run", "dst_id": "RUN"}, "derived"),
+    ({"src_type": "table", "src_id": "x", "dst_type": "batch_job"}, "dst_id"),
+    ({}, "src_type"),
+    ({"src_type": "table", "src_id": 7, "dst_type": "batch_job", "dst_id": "RUN"}, "src_id"),
+    ({"src_type": "model_version", "src_id": "cat.sch.m", "dst_type": "endpoint", "dst_id": "e"}, "catalog.schema.model/N"),
+    ({"src_type": "batch_job", "src_id": "RUN", "dst_type": "batch_job", "dst_id": "RUN"}, "itself"),
+])
+def test_a_bad_lineage_edge_is_a_400_never_a_500(world, body, words):
+    hub, _, w = world
+    body = {k: (w["run_id"] if v == "RUN" else v) for k, v in body.items()}
+    before = _edges(hub.engine)
+    with hub.admin() as a:
+        resp = a.post("/lineage/edges", json=body)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error_code"] in ("INVALID_PARAMETER_VALUE", "MALFORMED_REQUEST") and words in resp.json()["message"]
+    assert _edges(hub.engine) == before

@@ -320,13 +320,18 @@ def _finish_run(run_id: str, result: BatchResult, model: PinnedModel, source, si
               "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
               "resumed_chunks": result.resumed_chunks}
     client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()])
+    edges = [("table", source.lineage_id, "batch_job", run_id), ("batch_job", run_id, "table", sink.lineage_id)]
+    if model.version_id is not None:
+        edges.append(("model_version", model.version_id, "batch_job", run_id))
     engine = getattr(client.store, "engine", None)
-    if engine is None:  # a Hangar server's store: the run is recorded, the edges need a direct connection
-        log.warning("Lineage of batch job %s not recorded: the tracking URI is a Hangar server", run_id)
+    if engine is None:  # a Hangar server's store: one POST /lineage/edges per edge
+        from hangar.catalog.store import open_registry
+
+        registry = open_registry(client.store)
+        for edge in edges:
+            registry.add_lineage_edge(*edge)
     else:
         with write_transaction(engine) as conn:
-            lineage.add_edge(conn, "table", source.lineage_id, "batch_job", run_id)
-            lineage.add_edge(conn, "batch_job", run_id, "table", sink.lineage_id)
-            if model.version_id is not None:
-                lineage.add_edge(conn, "model_version", model.version_id, "batch_job", run_id)
+            for edge in edges:
+                lineage.add_edge(conn, *edge)
     client.set_terminated(run_id, status="FINISHED")

@@ -202,6 +202,11 @@ class RestRegistry:
         return LineageGraph(Node(**g["root"]), g["direction"], [Node(**n) for n in g["nodes"]],
                             [Edge(**e) for e in g["edges"]])
 
+    def add_lineage_edge(self, src_type: str, src_id: str, dst_type: str, dst_id: str) -> bool:
+        """Record a stored lineage edge through the server (idempotent); True when it was new."""
+        body = {"src_type": src_type, "src_id": src_id, "dst_type": dst_type, "dst_id": dst_id}
+        return bool(self._call("POST", "/lineage/edges", body)["created"])
+
     def list_audit(self, **filters):
         from hangar.catalog.audit import AuditRecord
 

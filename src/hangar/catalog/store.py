@@ -56,6 +56,13 @@ class SqlRegistry(NamespaceMixin, VersionsMixin):
             node_type, node_id = (entity, entity_id) if entity_id is not None else lineage.resolve_entity(conn, entity)
             return lineage.get_lineage(conn, node_type, node_id, direction, max_depth)
 
+    def add_lineage_edge(self, src_type: str, src_id: str, dst_type: str, dst_id: str) -> bool:
+        """Record a stored lineage edge (idempotent; see ``lineage.add_edge``); True when it was new."""
+        from hangar.catalog import lineage
+
+        with write_transaction(self.engine) as conn:
+            return lineage.add_edge(conn, src_type, src_id, dst_type, dst_id)
+
     def list_audit(self, **filters):
         with self.engine.connect() as conn:
             return audit.list_records(conn, **filters)

@@ -79,11 +79,12 @@ async def read_json(request: Request, limit: int) -> dict:
     return parse_json(await read_limited_body(request, limit))
 
 
-def _denied(route: Route, ctx: RequestContext, securable_type: str, securable: str | None) -> PermissionDeniedError:
+def _denied(route: Route, ctx: RequestContext, securable_type: str, securable: str | None,
+            privilege: str) -> PermissionDeniedError:
     audit.record(ctx.engine, actor=ctx.actor, action=route.name, securable_type=securable_type,
                  securable=securable or "(unknown)", outcome="DENIED", request_id=ctx.request_id,
-                 details={"privilege": route.requires.privilege, "method": route.method, "route": route.path})
-    return PermissionDeniedError(f"Permission denied: this request needs {route.requires.privilege} on the "
+                 details={"privilege": privilege, "method": route.method, "route": route.path})
+    return PermissionDeniedError(f"Permission denied: this request needs {privilege} on the "
                                  f"{securable_type} it names" + (" (and USE_CATALOG / USE_SCHEMA on the catalog and "
                                  "schema it is in)" if securable_type in (pv.SCHEMA, pv.REGISTERED_MODEL) else ""))
 
@@ -100,14 +101,15 @@ def authorize(route: Route, ctx: RequestContext) -> None:
         return  # AUTHENTICATED: the handler filters or scopes to the caller
     securable_type = req.securable_type(ctx) if callable(req.securable_type) else req.securable_type
     pv.check_securable_type(securable_type)
+    privilege = req.privilege(ctx) if callable(req.privilege) else req.privilege
     securable = req.securable(ctx)
     if securable is None:
-        allowed = ctx.access.check_everywhere(securable_type, req.privilege)
+        allowed = ctx.access.check_everywhere(securable_type, privilege)
     else:
         securable = pv.normalise(securable_type, securable)
-        allowed = ctx.access.check(securable_type, securable, req.privilege)
+        allowed = ctx.access.check(securable_type, securable, privilege)
     if not allowed:
-        raise _denied(route, ctx, securable_type, securable)
+        raise _denied(route, ctx, securable_type, securable, privilege)
 
 
 def _authenticate(services, ctx: RequestContext):

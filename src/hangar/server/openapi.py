@@ -15,7 +15,8 @@ def _requirement(route) -> str:
     req = route.requires
     if isinstance(req, Requires):
         kind = req.securable_type if isinstance(req.securable_type, str) else "{securable_type}"
-        return f"Requires {req.privilege} on {kind}: {req.describe}"
+        privilege = req.privilege if isinstance(req.privilege, str) else "{privilege}"
+        return f"Requires {privilege} on {kind}: {req.describe}"
     return f"Requires: {req.doc}"
 
 

@@ -153,6 +153,14 @@ ROUTES: tuple[Route, ...] = (
     # lineage and audit
     Route("GET_LINEAGE", "GET", f"{V1}/lineage", lineage.get_lineage, AUTHENTICATED,
           summary="Lineage around ?entity= (a URI or type with ?entity_id=), limited to what the caller may see"),
+    # An edge naming a model_version needs EXECUTE on its registered model (the writer used the model);
+    # else one naming a batch_job or run (a batch job's id is its run's id) needs EDIT on that run's
+    # experiment; any other edge, MANAGE on the metastore. Not audited: tracking writes stay in their runs.
+    Route("ADD_LINEAGE_EDGE", "POST", f"{V1}/lineage/edges", lineage.add_edge,
+          Requires(s.lineage_edge_type, s.lineage_edge_securable, s.lineage_edge_privilege,
+                   "the body's model_version end (EXECUTE on its model), else its batch_job or run end "
+                   "(EDIT on the run's experiment), else the metastore (MANAGE)"),
+          summary="Record a lineage edge {src_type, src_id, dst_type, dst_id} (idempotent)"),
     Route("VERIFY_AUDIT", "GET", f"{V1}/audit/verify", governance.verify_audit, _META,
           summary="Check the audit log's hash chain (?anchor=SEQ:HASH)"),
     # experiments

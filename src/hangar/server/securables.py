@@ -50,7 +50,10 @@ def experiment_in_body(ctx) -> str:
 def experiment_of_run(ctx) -> str | None:
     """The experiment of the run ``{run_id}``; None when there is no such run (memoised per process, see
     ``context.RunExperiments``)."""
-    run_id = ctx.path_params["run_id"]
+    return _experiment_of_run_id(ctx, ctx.path_params["run_id"])
+
+
+def _experiment_of_run_id(ctx, run_id: str) -> str | None:
     memo = ctx.services.run_experiments
     eid = memo.get(run_id)
     if eid is not None:
@@ -87,3 +90,47 @@ def experiment_of_logged_model(ctx) -> str | None:
         eid = conn.execute(select(t.logged_models.c.experiment_id).where(
             t.logged_models.c.model_id == ctx.path_params["model_id"])).scalar()
     return None if eid is None else str(eid)
+
+
+# -- a lineage edge in the body: which end governs it ------------------------------------------
+_RUN_NODES = ("batch_job", "run")  # a batch job's id is its run's id
+
+
+def _edge_governor(ctx) -> tuple[str, str | None]:
+    """The node of the body's edge whose securable decides: ('model_version', id), ('batch_job' or 'run',
+    id), or ('', None) for an edge that names neither (only a metastore admin may write it)."""
+    from hangar.catalog.lineage import NODE_TYPES
+
+    ends = []
+    for end in ("src", "dst"):
+        node_type, node_id = _body_str(ctx, f"{end}_type"), _body_str(ctx, f"{end}_id")
+        if node_type not in NODE_TYPES:
+            raise InvalidArgumentError(f"Unknown lineage node type {node_type!r}: use one of {', '.join(NODE_TYPES)}")
+        ends.append((node_type, node_id))
+    for wanted in (("model_version",), _RUN_NODES):
+        for node_type, node_id in ends:
+            if node_type in wanted:
+                return node_type, node_id
+    return "", None
+
+
+def lineage_edge_type(ctx) -> str:
+    kind = _edge_governor(ctx)[0]
+    return pv.REGISTERED_MODEL if kind == "model_version" else pv.EXPERIMENT if kind else pv.METASTORE
+
+
+def lineage_edge_privilege(ctx) -> str:
+    kind = _edge_governor(ctx)[0]
+    return pv.EXECUTE if kind == "model_version" else pv.EDIT if kind else pv.MANAGE
+
+
+def lineage_edge_securable(ctx) -> str | None:
+    """The registered model of a model_version end, else the experiment of a batch_job / run end (None
+    when no such run exists), else the metastore."""
+    kind, node_id = _edge_governor(ctx)
+    if kind == "model_version":
+        name, sep, number = node_id.rpartition("/")
+        if not sep or not name or not number.isdigit():
+            raise InvalidArgumentError(f"A model version's id is 'catalog.schema.model/N', got {node_id!r}")
+        return names.model_name(name)[0]
+    return _experiment_of_run_id(ctx, node_id) if kind else pv.METASTORE_NAME

@@ -14,11 +14,13 @@ class Requires:
     ``securable_type`` is a type name, or a function of the request context for routes whose type
     is in the request (grants); ``securable`` is a function of the request context that returns the
     securable's name, or ``None`` when the object the request names does not exist (then only a
-    grant on the metastore can allow it, so that a 403 never tells whether something exists)."""
+    grant on the metastore can allow it, so that a 403 never tells whether something exists).
+    ``privilege`` is a privilege name, or a function of the request context for the one route whose
+    securable's type is chosen by the body (lineage edges); either way a request needs exactly one."""
 
     securable_type: str | Callable[[Any], str]
     securable: Callable[[Any], str | None]
-    privilege: str
+    privilege: str | Callable[[Any], str]
     describe: str = ""  # how the securable is found, for the OpenAPI document and the docs
 
 

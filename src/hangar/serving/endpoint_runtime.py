@@ -143,12 +143,8 @@ class EndpointRuntime:
     def _lineage(self, label: str) -> None:
         if not self.record_lineage or "/" not in label or os.path.isabs(label):
             return
-        try:
-            from hangar.catalog import lineage
-            from hangar.store.transactions import write_transaction
-
-            with write_transaction(self._registry().engine) as conn:
-                lineage.add_edge(conn, "model_version", label, "endpoint", self.name)
+        try:  # the store's own transaction, or POST /lineage/edges through a Hangar server
+            self._registry().add_lineage_edge("model_version", label, "endpoint", self.name)
         except Exception:  # noqa: BLE001 - lineage is bookkeeping; serving goes on
             log.warning("Could not record lineage %s → endpoint %s", label, self.name, exc_info=True)
 

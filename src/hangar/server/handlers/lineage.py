@@ -1,4 +1,4 @@
-"""Lineage around an entity, shown only as far as the caller may see it."""
+"""Lineage around an entity, shown only as far as the caller may see it; recording an edge."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from sqlalchemy import select
 from hangar.governance import privileges as pv
 from hangar.server.wire import int_param, str_field
 from hangar.store import schema as t
+from hangar.store.transactions import write_transaction
 
 _EXPERIMENT_OF = {"run": (t.runs.c.run_id, t.runs.c.experiment_id),
                   "logged_model": (t.logged_models.c.model_id, t.logged_models.c.experiment_id),
@@ -48,3 +49,14 @@ def get_lineage(ctx):
         raise PermissionDeniedError("Permission denied: you may not see the entity whose lineage you asked for")
     return lineage.LineageGraph(graph.root, graph.direction, keep,
                                 [e for e in graph.edges if e.src in keys and e.dst in keys])
+
+
+def add_edge(ctx):
+    """Record one stored edge (idempotent): ``{"created": true}`` when it was new. The guard has checked
+    the body's node types; ``lineage.add_edge`` refuses derived edge kinds and malformed ids (400)."""
+    from hangar.catalog import lineage
+
+    b = ctx.body
+    with write_transaction(ctx.engine) as conn:
+        created = lineage.add_edge(conn, b["src_type"], b["src_id"], b["dst_type"], b["dst_id"])
+    return {"created": created}
