@@ -84,3 +84,24 @@ def test_a_principal_without_privileges_gets_errors_not_tracebacks(hub, capsys, 
     monkeypatch.delenv("HANGAR_TOKEN")
     code, _, err = run(capsys, "auth", "whoami")
     assert code == 1 and "No Hangar server named" in err
+
+
+@pytest.mark.parametrize("given, expected", [("1KiB", 1024), ("2GB", 2 * 1000**3), ("4096", 4096), ("1.5mib", 1572864)])
+def test_server_max_upload_reaches_the_config(given, expected, capsys, monkeypatch, tmp_path):
+    import hangar.server.run
+
+    monkeypatch.setenv("HANGAR_HOME", str(tmp_path / "home"))
+    seen = []
+    monkeypatch.setattr(hangar.server.run, "run", seen.append)
+    code, _, _ = run(capsys, "server", "--max-upload", given)
+    assert code == 0 and seen[0].max_upload_bytes == expected
+
+
+@pytest.mark.parametrize("given", ["lots", "0", "5 parsecs", "-1GB"])
+def test_server_max_upload_refuses_what_is_not_a_size(given, capsys, monkeypatch, tmp_path):
+    import hangar.server.run
+
+    monkeypatch.setenv("HANGAR_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(hangar.server.run, "run", lambda config: pytest.fail("the server started"))
+    code, _, err = run(capsys, "server", "--max-upload", given)
+    assert code == 2 and "is not a size" in err and "20GiB" in err
