@@ -274,6 +274,20 @@ def test_openai_client_embeddings(embed_url):
 
 # -- the command -------------------------------------------------------------------------------
 
+def wait_ready(url: str, proc, output, seconds: float = 30) -> None:
+    """Until ``hangar serve`` at ``url`` answers /ready; ``output()`` is its log, shown if it exits."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert proc.poll() is None, output()
+        assert time.monotonic() < deadline, "hangar serve did not become ready"
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_hangar_serve_subprocess(length_pkg, workers):
     with socket.socket() as s:
@@ -285,16 +299,7 @@ def test_hangar_serve_subprocess(length_pkg, workers):
                                  "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])})
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "hangar serve did not become ready"
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        wait_ready(url, proc, lambda: proc.stderr.read().decode())
         r = httpx.post(f"{url}/invocations", json={"dataframe_records": [{"text": "four"}]})
         assert r.json() == {"predictions": [4]}
         proc.send_signal(signal.SIGTERM)
@@ -349,15 +354,7 @@ def test_metrics_count_every_worker(tmp_path, workers):
                             stderr=subprocess.STDOUT, env={**os.environ, "TMPDIR": str(tmp)})
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "hangar serve did not become ready"
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_ready(url, proc, log.read_text, seconds=60)
         pids, sent = set(), 0
         while sent < 40 or (len(pids) < workers and sent < 400):  # a new connection each: the kernel picks a worker
             r = httpx.post(f"{url}/invocations", json={"inputs": {"text": ["x"]}}, timeout=10)

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from test_serving import running
+from test_serving import running, wait_ready
 
 import hangar.pyfunc as hp
 from hangar.errors import ModelExecutionError, SchemaMismatchError
@@ -272,15 +272,7 @@ def test_hangar_serve_passes_its_options_to_every_worker(recorder_pkg):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "hangar serve did not become ready"
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_ready(url, proc, lambda: proc.stderr.read().decode())
         results, _ = _post_all(url, [_body(["slow"], suffix="")] * 6)
         codes = sorted(r.status_code for r in results)
         assert codes[0] == 200 and codes[-1] == 503, codes  # each worker holds one request at a time

@@ -68,15 +68,7 @@ class _Reader:
         return chunk
 
     def _head(self) -> bytes:
-        buf = self.buf
-        while True:
-            end = buf.find(b"\r\n\r\n")
-            if end >= 0:
-                self.buf = buf[end + 4:]
-                return buf[:end]
-            if len(buf) > _MAX_HEAD:
-                raise http.client.LineTooLong("response header")
-            buf += self._more()
+        return self._until(b"\r\n\r\n", "response header")
 
     def _exactly(self, n: int) -> bytes:
         buf = self.buf
@@ -86,14 +78,18 @@ class _Reader:
         return buf[:n]
 
     def _line(self) -> bytes:
+        return self._until(b"\r\n", "chunk size")
+
+    def _until(self, delimiter: bytes, what: str) -> bytes:
+        """The buffered bytes before ``delimiter`` (consumed with it), reading more as needed."""
         buf = self.buf
         while True:
-            end = buf.find(b"\r\n")
+            end = buf.find(delimiter)
             if end >= 0:
-                self.buf = buf[end + 2:]
+                self.buf = buf[end + len(delimiter):]
                 return buf[:end]
             if len(buf) > _MAX_HEAD:
-                raise http.client.LineTooLong("chunk size")
+                raise http.client.LineTooLong(what)
             buf += self._more()
 
     def _chunked(self) -> bytes:
