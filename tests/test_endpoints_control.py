@@ -84,7 +84,16 @@ def test_store_create_update_get_list_delete_audited(store):
     two = parse_endpoint_config({**CONFIG, "served_entities": CONFIG["served_entities"][:1]})
     assert eps.update("support", two).revision == 2 and eps.get("support").config == two
     assert [e.name for e in eps.list()] == ["support"]
+    from hangar.governance import grants, principals
+
+    with store.engine.connect() as conn:
+        assert grants.owner_of(conn, "endpoint", "support") == "alice", "the creator owns it"
+    principals.create(store.engine, "bob", actor="alice")
+    grants.grant(store.engine, "endpoint", "support", "bob", "QUERY", actor="alice")
     eps.delete("support")
+    with store.engine.connect() as conn:
+        assert grants.owner_of(conn, "endpoint", "support") is None
+    assert grants.list_grants(store.engine, "endpoint", "support") == [], "deleting revokes the grants on it"
     with pytest.raises(NotFoundError):
         eps.get("support")
     with pytest.raises(NotFoundError):
@@ -92,7 +101,7 @@ def test_store_create_update_get_list_delete_audited(store):
     with store.engine.connect() as conn:
         actions = [r.action for r in audit.list_records(conn, securable="support")]
         assert audit.verify(conn).ok
-    assert actions == ["DELETE_ENDPOINT", "UPDATE_ENDPOINT", "CREATE_ENDPOINT"]  # newest first
+    assert actions == ["REVOKE", "DELETE_ENDPOINT", "GRANT", "UPDATE_ENDPOINT", "CREATE_ENDPOINT"]  # newest first
     with store.engine.connect() as conn:
         update_record = next(r for r in audit.list_records(conn, securable="support") if r.action == "UPDATE_ENDPOINT")
     assert update_record.details["revision"] == 2

@@ -181,3 +181,15 @@ def test_targets_and_headers_with_control_characters_are_refused(scripted):
     with pytest.raises(http.client.InvalidURL):
         t.request("GET", "/a b\r\nX: y")
     assert server.requests == []
+
+
+def test_per_request_headers_are_sent_once_and_never_repeat_a_fixed_one(scripted):
+    server = scripted(_ok(b"{}"))
+    t = KeepAliveTransport(server.url, {"Authorization": "Bearer mine"}, 5)
+    with pytest.raises(ValueError, match="repeat"):  # a forwarded token must never ride beside this client's own
+        t.request("GET", "/x", headers={"authorization": "Bearer theirs"})
+    with pytest.raises(ValueError, match="line break"):
+        t.request("GET", "/x", headers={"X-Request-Id": "a\r\nX-Evil: 1"})
+    assert t.request("GET", "/x", headers={"X-Request-Id": "r-1"}) == (200, b"{}")
+    assert server.requests[0].count(b"\r\nX-Request-Id: r-1\r\n") == 1 and server.requests[0].count(b"Bearer") == 1
+    t.close()

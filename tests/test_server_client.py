@@ -174,7 +174,7 @@ def test_failed_tokens_are_rate_limited_per_address(hub):
 
 
 def test_rate_limit_window_passes():
-    from hangar.server.ratelimit import FailedAuthLimiter
+    from hangar.governance.auth_failures import FailedAuthLimiter
 
     now = [0.0]
     limiter = FailedAuthLimiter(limit=2, window=10, clock=lambda: now[0])

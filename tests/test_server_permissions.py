@@ -24,7 +24,8 @@ M = "cat.sch.m"
 # own records, or makes the caller the owner of what it creates. Adding one is a conscious act.
 OPEN_TO_ANY_PRINCIPAL = {"WHOAMI", "LIST_MY_GRANTS", "CREATE_TOKEN", "LIST_TOKENS", "REVOKE_TOKEN", "LIST_PRINCIPALS",
                          "LIST_AUDIT", "LIST_CATALOGS", "SEARCH_MODELS", "CREATE_EXPERIMENT", "SEARCH_EXPERIMENTS",
-                         "SEARCH_RUNS", "GET_EXPERIMENT_BY_NAME", "SEARCH_LOGGED_MODELS", "GET_LINEAGE"}
+                         "SEARCH_RUNS", "GET_EXPERIMENT_BY_NAME", "SEARCH_LOGGED_MODELS", "GET_LINEAGE",
+                         "CREATE_ENDPOINT", "LIST_ENDPOINTS"}
 PUBLIC_ROUTES = {"HEALTH", "READY", "OPENAPI"}
 
 
@@ -102,6 +103,11 @@ def examples(w):
         "LIST_VERSION_ARTIFACTS": (mv, None, {}),
         "DOWNLOAD_VERSION_ARTIFACT": ({**mv, "path": "MLmodel"}, None, {}),
         "UPLOAD_VERSION_ARTIFACT": ({**mv_up, "path": "x.txt"}, None, {}),
+        "GET_ENDPOINT": ({"name": "ep"}, None, {}),
+        "UPDATE_ENDPOINT": ({"name": "ep"}, {"config": {"served_entities": [{"model": "/srv/pkg", "weight": 5}]}}, {}),
+        "DELETE_ENDPOINT": ({"name": "ep"}, None, {}),
+        "QUERY_ENDPOINT": ({"name": "ep"}, None, {}),
+        "QUERY_REGISTERED_MODEL": ({"name": M}, None, {}),
     }
 
 
@@ -116,7 +122,8 @@ def world(store_uri, tmp_path, package):
                            ("/schemas", {"name": "cat.sch"}), ("/schemas", {"name": "cat.empty"}),
                            ("/models", {"name": M, "tags": {"k": "v"}}),
                            ("/principals", {"name": "team", "kind": "group"}), ("/principals", {"name": "member1"}),
-                           ("/principals/team/members", {"member": "member1"})]:
+                           ("/principals/team/members", {"member": "member1"}),
+                           ("/endpoints", {"name": "ep", "config": {"served_entities": [{"model": "/srv/pkg"}]}})]:
             assert a.post(path, json=body).status_code in (200, 201), (path, a.post(path, json=body).text)
         c = Client(store_uri, str(tmp_path / "artifacts"), actor="admin")
         c.register_model(package, M)

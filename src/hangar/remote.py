@@ -113,20 +113,25 @@ class ServerClient:
         if self._http is not None:
             self._http.close()
 
-    def request(self, method: str, path: str, body: dict | None = None, query: dict | None = None):
+    def request(self, method: str, path: str, body: dict | None = None, query: dict | None = None,
+                headers: dict | None = None):
+        """The JSON answer; ``headers`` go with this request only (a serving process forwarding its caller's
+        token). An error answer raises the matching HangarError."""
         params = {k: v for k, v in query.items() if v is not None} if query else None
         content = None if body is None else json.dumps(body).encode()
         if self._lean is not None:
             import http.client
 
             try:
-                status, raw = self._lean.request(method, path, content, params)
+                status, raw = self._lean.request(method, path, content, params, headers)
             except (OSError, http.client.HTTPException) as exc:
                 raise StoreUnavailableError(f"Cannot reach the Hangar server at {self.url}: {exc}") from None
         else:
-            headers = {"Content-Type": "application/json"} if content is not None else None
+            extra = dict(headers or {})
+            if content is not None:
+                extra["Content-Type"] = "application/json"
             try:
-                resp = self.http.request(method, path, content=content, params=params, headers=headers)
+                resp = self.http.request(method, path, content=content, params=params, headers=extra or None)
             except Exception as exc:
                 raise self.unreachable(exc) from None
             status, raw = resp.status_code, resp.content

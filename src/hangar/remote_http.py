@@ -163,6 +163,12 @@ class _Reader:
             return _Response(status, body, close)
 
 
+def _check_headers(headers: dict) -> None:
+    for name, value in headers.items():
+        if _BAD_TARGET.search(name) or "\r" in str(value) or "\n" in str(value):
+            raise ValueError(f"Invalid value for the header {name!r}: it contains a line break or control character")
+
+
 class KeepAliveTransport:
     def __init__(self, url: str, headers: dict, timeout: float):
         parts = urllib.parse.urlsplit(url)
@@ -171,9 +177,8 @@ class KeepAliveTransport:
         self.timeout = timeout
         host = f"[{self.host}]" if ":" in self.host else self.host
         fixed = {"Host": host if self.port == 80 else f"{host}:{self.port}", **headers}
-        for name, value in fixed.items():
-            if _BAD_TARGET.search(name) or "\r" in str(value) or "\n" in str(value):
-                raise ValueError(f"Invalid value for the header {name!r}: it contains a line break or control character")
+        _check_headers(fixed)
+        self._fixed_names = {name.lower() for name in fixed}
         self._fixed = "".join(f"{name}: {value}\r\n" for name, value in fixed.items())
         self._local = threading.local()
         self._all: list = []
@@ -205,14 +210,21 @@ class KeepAliveTransport:
                 self._all.remove(conn.sock)
         conn.sock.close()
 
-    def request(self, method: str, path: str, body: bytes | None = None, query: dict | None = None) -> tuple[int, bytes]:
-        """``(status, body)``; raises OSError / http.client.HTTPException when the server cannot be reached."""
+    def request(self, method: str, path: str, body: bytes | None = None, query: dict | None = None,
+                headers: dict | None = None) -> tuple[int, bytes]:
+        """``(status, body)``; raises OSError / http.client.HTTPException when the server cannot be reached.
+        ``headers`` are sent with this request only, after the fixed ones."""
         target = self.prefix + path
         if query:
             target += "?" + urllib.parse.urlencode(query)
         if _BAD_TARGET.search(target) or _BAD_TARGET.search(method):
             raise http.client.InvalidURL(f"URL can't contain control characters or spaces: {target!r}")
         head = f"{method} {target} HTTP/1.1\r\n{self._fixed}"
+        if headers:
+            _check_headers(headers)
+            if self._fixed_names.intersection(name.lower() for name in headers):
+                raise ValueError(f"Headers {sorted(headers)} would repeat this connection's fixed headers")
+            head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         if body is None:
             message = (head + ("Content-Length: 0\r\n\r\n" if method in ("POST", "PUT", "PATCH") else "\r\n")).encode()
         else:

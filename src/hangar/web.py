@@ -55,3 +55,19 @@ def from_http_exception(request, exc) -> HangarError:
     err.error_code = "METHOD_NOT_ALLOWED" if exc.status_code == 405 else "BAD_REQUEST"
     err.http_status = exc.status_code
     return err
+
+
+_REQUEST_ID_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
+
+
+def request_id_from(raw_headers) -> str:
+    """The caller's ``X-Request-Id`` when it is a plain token (at most 64 letters, digits, ``. _ : -``), so that
+    a serving process or proxy can follow one request into the server's audit log; else a new random id."""
+    import secrets
+
+    for name, value in raw_headers:
+        if name.lower() == b"x-request-id":
+            if 0 < len(value) <= 64 and _REQUEST_ID_CHARS.issuperset(value):
+                return value.decode()
+            break
+    return secrets.token_hex(16)  # (as random as uuid4().hex, and cheaper)

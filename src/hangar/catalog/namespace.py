@@ -237,18 +237,9 @@ class NamespaceMixin:
             self._drop_grants(conn, "registered_model", full)
 
     def _drop_grants(self, conn, securable_type: str, securable: str) -> None:
-        """Revoke every grant made on a securable that is being deleted (each revocation audited), so that a
-        later object of the same name starts with none of them."""
-        g = t.grants.c
-        held = conn.execute(select(t.principals.c.name, g.privilege).join(t.principals, t.principals.c.id == g.principal_id)
-                            .where(g.securable_type == securable_type, g.securable == securable)
-                            .order_by(t.principals.c.name, g.privilege)).all()
-        if not held:
-            return
-        conn.execute(delete(t.grants).where(g.securable_type == securable_type, g.securable == securable))
-        for principal, privilege in held:
-            self._audit(conn, "REVOKE", securable_type, securable, principal=principal, privilege=privilege,
-                        reason=f"the {securable_type} was deleted")
+        from hangar.governance.grants import drop_for_deleted_in
+
+        drop_for_deleted_in(conn, securable_type, securable, actor=self.actor, request_id=self.request_id)
 
     def count_versions(self, name: str) -> int:
         full = names.model_name(name)[0]

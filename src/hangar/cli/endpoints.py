@@ -33,7 +33,10 @@ def _show(ep) -> None:
 
 @click.group()
 def endpoints():
-    """Endpoints: served models by alias or version, traffic split, limits, inference table."""
+    """Endpoints: served models by alias or version, traffic split, limits, inference table.
+
+    Kept in the metadata store, or on the Hangar server that HANGAR_TRACKING_URI names (then the
+    creator owns the endpoint, QUERY reads it and MANAGE changes or deletes it)."""
 
 
 def _write(name: str, config_path: str, as_json: bool, create: bool) -> None:
@@ -125,7 +128,8 @@ def serve(name, host, port, workers, no_auth, insecure, access_log, log_level):
     Answers with X-Hangar-Served-By (the version) and X-Request-Id; a request that sends
     X-Request-Id always reaches the same entity. An update to NAME's config is applied live, with
     no request dropped; once NAME is deleted, requests get 404. Callers need a bearer token whose principal holds
-    QUERY on the endpoint (hangar grants add endpoint NAME QUERY PRINCIPAL) unless --no-auth.
+    QUERY on the endpoint (hangar grants add endpoint NAME QUERY PRINCIPAL) unless --no-auth. With
+    HANGAR_TRACKING_URI=http://... everything goes through that Hangar server, which also checks the callers' tokens.
     SIGTERM drains in-flight requests and the inference table, then exits.
     """
     from hangar.governance.authn import check_auth_choice

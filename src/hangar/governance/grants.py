@@ -116,6 +116,24 @@ def set_owner_in(conn, securable_type: str, securable: str, owner: str) -> None:
                                               "owner": owner}], ["securable_type", "securable"])
 
 
+def drop_for_deleted_in(conn, securable_type: str, securable: str, *, actor: str,
+                        request_id: str | None = None) -> None:
+    """Revoke every grant made on a securable that is being deleted (each revocation audited) and
+    forget its recorded owner, so that a later object of the same name starts with none of them."""
+    g = t.grants.c
+    held = conn.execute(select(t.principals.c.name, g.privilege).join(t.principals, t.principals.c.id == g.principal_id)
+                        .where(g.securable_type == securable_type, g.securable == securable)
+                        .order_by(t.principals.c.name, g.privilege)).all()
+    if held:
+        conn.execute(delete(t.grants).where(g.securable_type == securable_type, g.securable == securable))
+    for principal, privilege in held:
+        audit.append(conn, actor=actor, action="REVOKE", securable_type=securable_type, securable=securable,
+                     details={"principal": principal, "privilege": privilege,
+                              "reason": f"the {securable_type} was deleted"}, request_id=request_id)
+    conn.execute(delete(t.securable_owners).where(t.securable_owners.c.securable_type == securable_type,
+                                                  t.securable_owners.c.securable == securable))
+
+
 def set_owner(engine, securable_type: str, securable: str, owner: str) -> None:
     with write_transaction(engine) as conn:
         set_owner_in(conn, securable_type, securable, owner)

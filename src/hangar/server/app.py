@@ -7,7 +7,6 @@ Every response carries ``X-Request-ID`` (the id audit records of the request car
 from __future__ import annotations
 
 import logging
-import secrets
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -18,6 +17,7 @@ from hangar.errors import HangarError
 from hangar.server.config import ServerConfig
 from hangar.server.context import Services
 from hangar.server.respond import error_response, log_failure
+from hangar.web import request_id_from
 
 log = logging.getLogger("hangar.server")
 
@@ -35,7 +35,7 @@ class ServerApp:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.router(scope, receive, send)
-        request_id = secrets.token_hex(16)  # (as random as uuid4().hex, and cheaper)
+        request_id = request_id_from(scope["headers"])
         scope.setdefault("state", {})["request_id"] = request_id
         found = self.fast.route_for(scope)
         if found is not None:
@@ -81,7 +81,7 @@ def open_services(config: ServerConfig) -> Services:
         from hangar.config import local_user
 
         authenticator = NoAuthAuthenticator(local_user())
-    from hangar.server.ratelimit import FailedAuthLimiter
+    from hangar.governance.auth_failures import FailedAuthLimiter
 
     limiter = FailedAuthLimiter(config.auth_failure_limit, config.auth_failure_window) if config.auth else None
     return Services(config, tracking, registry, authenticator, limiter)

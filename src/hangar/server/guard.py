@@ -97,12 +97,17 @@ def authorize(route: Route, ctx: RequestContext) -> None:
     ctx.identity = _authenticate(services, ctx)
     ctx.access = Access(services.engine, ctx.identity, getattr(services.authenticator, "cache", None))
     req = route.requires
-    if not isinstance(req, Requires):
-        return  # AUTHENTICATED: the handler filters or scopes to the caller
-    securable_type = req.securable_type(ctx) if callable(req.securable_type) else req.securable_type
-    pv.check_securable_type(securable_type)
-    privilege = req.privilege(ctx) if callable(req.privilege) else req.privilege
-    securable = req.securable(ctx)
+    if isinstance(req, Requires):  # else AUTHENTICATED: the handler filters or scopes to the caller
+        securable_type = req.securable_type(ctx) if callable(req.securable_type) else req.securable_type
+        pv.check_securable_type(securable_type)
+        _check(route, ctx, securable_type, req.securable(ctx),
+               req.privilege(ctx) if callable(req.privilege) else req.privilege)
+    if route.also is not None:
+        for securable_type, securable, privilege in route.also(ctx):
+            _check(route, ctx, securable_type, securable, privilege)
+
+
+def _check(route: Route, ctx: RequestContext, securable_type: str, securable: str | None, privilege: str) -> None:
     if securable is None:
         allowed = ctx.access.check_everywhere(securable_type, privilege)
     else:

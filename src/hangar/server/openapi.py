@@ -16,8 +16,12 @@ def _requirement(route) -> str:
     if isinstance(req, Requires):
         kind = req.securable_type if isinstance(req.securable_type, str) else "{securable_type}"
         privilege = req.privilege if isinstance(req.privilege, str) else "{privilege}"
-        return f"Requires {privilege} on {kind}: {req.describe}"
-    return f"Requires: {req.doc}"
+        text = f"Requires {privilege} on {kind}: {req.describe}"
+    else:
+        text = f"Requires: {req.doc}"
+    if route.also is not None:
+        text += f". Also: {route.also.__doc__.split(':', 1)[1].strip()}"
+    return text
 
 
 def build() -> dict:

@@ -17,13 +17,13 @@ takes uvicorn's path unchanged. Malformed HTTP gets a JSON 400 and the connectio
 from __future__ import annotations
 
 import logging
-import secrets
 import urllib.parse
 
 import httptools
 from starlette.datastructures import Headers
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
+from hangar.web import request_id_from
 from hangar.web_transport import CoalescingHttpToolsProtocol
 
 log = logging.getLogger("hangar.server")
@@ -116,7 +116,7 @@ class HangarHttpProtocol(CoalescingHttpToolsProtocol):
             self.transport.close()
 
     def _answer(self, hot: _Hot) -> None:
-        request_id = secrets.token_hex(16)
+        request_id = request_id_from(self.headers)
         client_host = self.client[0] if self.client else "-"
         status, headers, payload = self.lane.answer(hot.method, hot.path, hot.route, hot.params, request_id,
                                                     Headers(raw=self.headers), hot.query, bytes(hot.body), client_host)

@@ -13,10 +13,12 @@ from hangar.governance.privileges import (
     CREATE_MODEL_VERSION,
     CREATE_SCHEMA,
     EDIT,
+    ENDPOINT,
     EXECUTE,
     EXPERIMENT,
     MANAGE,
     METASTORE,
+    QUERY,
     READ,
     REGISTERED_MODEL,
     SCHEMA,
@@ -27,6 +29,7 @@ from hangar.server import securables as s
 from hangar.server.handlers import (
     artifacts,
     catalogs,
+    endpoints,
     experiments,
     governance,
     lineage,
@@ -53,6 +56,10 @@ def _run(privilege: str) -> Requires:
 
 def _exp(privilege: str) -> Requires:
     return Requires(EXPERIMENT, s.experiment_in_path, privilege, "the experiment {experiment_id}")
+
+
+def _endpoint(privilege: str) -> Requires:
+    return Requires(ENDPOINT, s.endpoint_in_path, privilege, "the endpoint {name}")
 
 
 def _lm(privilege: str) -> Requires:
@@ -163,6 +170,21 @@ ROUTES: tuple[Route, ...] = (
           summary="Record a lineage edge {src_type, src_id, dst_type, dst_id} (idempotent)"),
     Route("VERIFY_AUDIT", "GET", f"{V1}/audit/verify", governance.verify_audit, _META,
           summary="Check the audit log's hash chain (?anchor=SEQ:HASH)"),
+    # endpoints: definitions, and "may this caller query it?" for serving processes that forward their callers' tokens
+    Route("CREATE_ENDPOINT", "POST", f"{V1}/endpoints", endpoints.create_endpoint, AUTHENTICATED, 201,
+          "Create an endpoint {name, config}; the caller owns it", also=s.models_of_endpoint_in_body),
+    Route("LIST_ENDPOINTS", "GET", f"{V1}/endpoints", endpoints.list_endpoints, AUTHENTICATED,
+          summary="Endpoints the caller may query or manage"),
+    Route("GET_ENDPOINT", "GET", f"{V1}/endpoints/{{name}}", endpoints.get_endpoint, _endpoint(QUERY)),
+    Route("UPDATE_ENDPOINT", "PUT", f"{V1}/endpoints/{{name}}", endpoints.update_endpoint, _endpoint(MANAGE),
+          summary="Replace the endpoint's config {config}; serving processes apply it live",
+          also=s.models_of_endpoint_in_body),
+    Route("DELETE_ENDPOINT", "DELETE", f"{V1}/endpoints/{{name}}", endpoints.delete_endpoint, _endpoint(MANAGE),
+          summary="Delete the endpoint and the grants made on it"),
+    Route("QUERY_ENDPOINT", "GET", f"{V1}/endpoints/{{name}}/query-access", endpoints.query_access,
+          _endpoint(QUERY), summary="Whether the caller may query the endpoint (200 with its name, else 403, audited)"),
+    Route("QUERY_REGISTERED_MODEL", "GET", f"{V1}/models/{{name}}/query-access", endpoints.query_access,
+          _model(EXECUTE), summary="Whether the caller may call the model where it is served (200, else 403, audited)"),
     # experiments
     Route("CREATE_EXPERIMENT", "POST", f"{V1}/experiments", experiments.create_experiment, AUTHENTICATED, 201,
           "Create an experiment; the caller owns it"),

@@ -82,14 +82,44 @@ def experiment_in_path(ctx) -> str | None:
 
 def experiment_of_logged_model(ctx) -> str | None:
     """The experiment of the logged model ``{model_id}``; None when there is no such model."""
+    return _experiment_of_logged_model_id(ctx, ctx.path_params["model_id"])
+
+
+def _experiment_of_logged_model_id(ctx, model_id: str) -> str | None:
     from sqlalchemy import select
 
     from hangar.store import schema as t
 
     with ctx.engine.connect() as conn:
         eid = conn.execute(select(t.logged_models.c.experiment_id).where(
-            t.logged_models.c.model_id == ctx.path_params["model_id"])).scalar()
+            t.logged_models.c.model_id == model_id)).scalar()
     return None if eid is None else str(eid)
+
+
+def endpoint_in_path(ctx) -> str:
+    from hangar.serving.endpoint_config import check_endpoint_name
+
+    return check_endpoint_name(ctx.path_params["name"])
+
+
+def models_of_endpoint_in_body(ctx) -> list[tuple[str, str | None, str]]:
+    """What serving the body's endpoint config uses: EXECUTE on each registered model it serves, READ on
+    the experiment of each run or logged model it serves from (a local path names nothing governed)."""
+    from hangar.server.handlers.endpoints import config_in_body
+    from hangar.uri import is_remote_uri, parse_model_uri
+
+    needs = []
+    for entity in config_in_body(ctx).served_entities:
+        if not is_remote_uri(entity.model):
+            continue
+        uri = parse_model_uri(entity.model)
+        if uri.scheme == "runs":
+            needs.append((pv.EXPERIMENT, _experiment_of_run_id(ctx, uri.run_id), pv.READ))
+        elif uri.logged_model_id:
+            needs.append((pv.EXPERIMENT, _experiment_of_logged_model_id(ctx, uri.logged_model_id), pv.READ))
+        else:
+            needs.append((pv.REGISTERED_MODEL, names.model_name(uri.name)[0], pv.EXECUTE))
+    return needs
 
 
 # -- a lineage edge in the body: which end governs it ------------------------------------------

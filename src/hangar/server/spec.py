@@ -48,3 +48,6 @@ class Route:
     status: int = 200
     summary: str = ""
     streaming: bool = False  # the handler is async, takes (ctx, request) and reads or writes the body itself
+    # Further (securable type, securable or None, privilege) that the body names and the request would use
+    # (the models an endpoint config serves), each checked by the guard after ``requires``.
+    also: Callable[[Any], list[tuple[str, str | None, str]]] | None = None

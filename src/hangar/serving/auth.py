@@ -4,11 +4,19 @@ An endpoint requires QUERY on the endpoint (``hangar grants add endpoint NAME QU
 ``hangar serve --auth`` on a registered model requires USE_CATALOG, USE_SCHEMA and EXECUTE on it,
 as loading it would. Tokens are the same personal access tokens the Hangar server uses.
 
+The decision is made by the metadata store (a database the serving process opens) or, when the
+process was pointed at a Hangar server (``HANGAR_TRACKING_URI=http://…``), by that server: the
+caller's token is forwarded to ``…/query-access`` and the server authenticates it, checks the
+privilege and audits a denial, exactly as for its own routes.
+
 Decisions are cached per token for ``ttl_s`` seconds (default 5): a request then costs one
-SHA-256 and a dict lookup, not two database queries. A revoked token or a removed grant takes
-effect within that time. Store lookups run in a worker thread, never on the event loop. Denied
-requests (403) are appended to the audit log; unauthenticated ones (401) are not, so a flood of
-guessed tokens cannot fill it.
+SHA-256 and a dict lookup, not a database query or a call to the server. A revoked token or a
+removed grant takes effect within that time. A token that fails to authenticate is remembered
+as bad for the same time, and after ``failure_limit`` bad tokens in a minute a client address
+gets 429 (so guessing costs neither the store nor the server more lookups, and through a server
+a guesser cannot use up the failed-authentication allowance of the serving host's address).
+Lookups run in a worker thread, never on the event loop. Denied requests (403) are appended to
+the audit log; unauthenticated ones (401) are not, so a flood of guessed tokens cannot fill it.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-from hangar.errors import PermissionDeniedError, UnauthenticatedError
+from hangar.errors import PermissionDeniedError, TooManyRequestsError, UnauthenticatedError
 
 _MAX_CACHED = 10_000
 
@@ -29,19 +37,79 @@ class Decision:
     expires: float
 
 
+class StoreDecider:
+    """Decides in the metadata store itself."""
+
+    def __init__(self, engine, securable_type: str, securable: str, privilege: str):
+        self.engine = engine
+        self.securable_type, self.securable, self.privilege = securable_type, securable, privilege
+
+    def __call__(self, token: str, request_id: str | None) -> tuple[str | None, bool]:
+        from hangar.catalog import audit
+        from hangar.governance.access import check
+        from hangar.governance.authn import BearerTokenAuthenticator
+
+        try:
+            identity = BearerTokenAuthenticator(self.engine).authenticate({"authorization": f"Bearer {token}"})
+        except UnauthenticatedError:
+            return None, False
+        allowed = check(self.engine, identity, self.securable_type, self.securable, self.privilege)
+        if not allowed:
+            audit.record(self.engine, actor=identity.name, action=f"QUERY_{self.securable_type.upper()}",
+                         securable_type=self.securable_type, securable=self.securable, outcome="DENIED",
+                         details={"privilege": self.privilege}, request_id=request_id)
+        return identity.name, allowed
+
+
+class ServerDecider:
+    """Asks a Hangar server, with the caller's own token (the server audits a denial as QUERY_ENDPOINT
+    or QUERY_REGISTERED_MODEL), over a client of its own that carries no token of this process."""
+
+    def __init__(self, server_url: str, securable_type: str, securable: str, privilege: str):
+        from hangar.remote import ServerClient
+
+        kinds = {"endpoint": "endpoints", "registered_model": "models"}
+        if securable_type not in kinds:
+            raise ValueError(f"No query-access route for a {securable_type}")
+        self.server = server = ServerClient(server_url, None, timeout=10)
+        self.path = f"/{kinds[securable_type]}/{server.quote(securable)}/query-access"
+        self.securable_type, self.securable, self.privilege = securable_type, securable, privilege
+
+    def __call__(self, token: str, request_id: str | None) -> tuple[str | None, bool]:
+        headers = {"Authorization": f"Bearer {token}"}
+        if request_id:
+            headers["X-Request-Id"] = request_id
+        try:
+            answer = self.server.request("GET", self.path, headers=headers)
+        except UnauthenticatedError:
+            return None, False
+        except PermissionDeniedError:
+            return "this token's principal", False
+        return str(answer.get("principal") or "?"), bool(answer.get("allowed"))
+
+
 class ServingAuthorizer:
     def __init__(self, engine, securable_type: str, securable: str, privilege: str, *, ttl_s: float = 5.0,
-                 clock=time.monotonic):
-        self.engine = engine
+                 clock=time.monotonic, decider=None, failure_limit: int = 20):
+        from hangar.governance.auth_failures import FailedAuthLimiter
+
         self.securable_type = securable_type
         self.securable = securable
         self.privilege = privilege
         self.ttl_s = ttl_s
         self._clock = clock
+        self._decide_with = decider or StoreDecider(engine, securable_type, securable, privilege)
         self._cache: dict[str, Decision] = {}
+        self.failures = FailedAuthLimiter(failure_limit, 60.0, clock=clock)
 
-    async def authorize(self, headers: dict[str, str], request_id: str | None = None) -> str:
-        """The caller's name; UnauthenticatedError (401) or PermissionDeniedError (403)."""
+    @classmethod
+    def through_server(cls, server_url: str, securable_type: str, securable: str, privilege: str, **kwargs):
+        return cls(None, securable_type, securable, privilege,
+                   decider=ServerDecider(server_url, securable_type, securable, privilege), **kwargs)
+
+    async def authorize(self, headers: dict[str, str], request_id: str | None = None, client: str = "-") -> str:
+        """The caller's name; UnauthenticatedError (401), PermissionDeniedError (403) or, after too many bad
+        tokens from ``client``, TooManyRequestsError (429)."""
         import anyio
 
         from hangar.governance.authn import GENERIC_401, bearer_token
@@ -52,8 +120,14 @@ class ServingAuthorizer:
         key = hashlib.sha256(token.encode()).hexdigest()
         decision = self._cache.get(key)
         if decision is None or decision.expires <= self._clock():
+            wait = self.failures.retry_after(client)
+            if wait is not None:
+                raise TooManyRequestsError(f"Too many failed authentications from this address; retry in {wait} s",
+                                           wait)
             decision = await anyio.to_thread.run_sync(self._decide, token, request_id)
-            if decision.allowed:  # a denial is decided (and audited) afresh every time
+            if decision.caller is None:
+                self.failures.failed(client)
+            if decision.allowed or decision.caller is None:  # a denial is decided (and audited) afresh every time
                 if len(self._cache) >= _MAX_CACHED:
                     self._cache.clear()
                 self._cache[key] = decision
@@ -65,19 +139,6 @@ class ServingAuthorizer:
         return decision.caller
 
     def _decide(self, token: str, request_id: str | None) -> Decision:
-        from hangar.catalog import audit
-        from hangar.governance.access import check
-        from hangar.governance.authn import BearerTokenAuthenticator
-
         expires = self._clock() + self.ttl_s
-        try:
-            identity = BearerTokenAuthenticator(self.engine).authenticate({"authorization": f"Bearer {token}"})
-        except UnauthenticatedError:
-            return Decision(None, False, expires)
-        allowed = check(self.engine, identity, self.securable_type, self.securable, self.privilege)
-        if not allowed:
-            audit.record(self.engine, actor=identity.name, action=f"QUERY_{self.securable_type.upper()}",
-                         securable_type=self.securable_type, securable=self.securable, outcome="DENIED",
-                         details={"privilege": self.privilege}, request_id=request_id)
-        return Decision(identity.name, allowed, expires)
-
+        caller, allowed = self._decide_with(token, request_id)
+        return Decision(caller, allowed, expires)

@@ -264,10 +264,12 @@ class EndpointApp:
         if self.authorizer is not None:
             try:
                 token = _header(scope, b"authorization")
+                client = scope.get("client")
                 caller = await self.authorizer.authorize({"authorization": token} if token else {},
-                                                         _header(scope, b"x-request-id"))
+                                                         _header(scope, b"x-request-id"), client[0] if client else "-")
             except HangarError as exc:
-                extra = [(b"www-authenticate", b"Bearer")] if exc.http_status == 401 else []
+                extra = [(b"www-authenticate", b"Bearer")] if exc.http_status == 401 else \
+                    [(b"retry-after", str(exc.retry_after).encode())] if exc.http_status == 429 else []
                 start, body = _json_error(exc.http_status, exc.error_code, exc.message, extra)
                 await send(start)
                 await send({"type": "http.response.body", "body": body})

@@ -174,14 +174,11 @@ class EndpointRuntime:
                           revision=self._stamp[1] if self._stamp else None)
         authorizer = None
         if self.auth is not None:
-            from hangar.errors import InvalidArgumentError
             from hangar.serving.auth import ServingAuthorizer
 
-            if getattr(registry, "engine", None) is None:
-                raise InvalidArgumentError("Serving with auth checks tokens and grants in the metadata store: set "
-                                           "HANGAR_TRACKING_URI to the store (sqlite:///... or postgresql://...), not "
-                                           "a Hangar server URL, or serve with --no-auth on loopback")
-            authorizer = ServingAuthorizer(registry.engine, *self.auth)
+            server = getattr(registry, "server", None)
+            authorizer = ServingAuthorizer.through_server(server.url, *self.auth) if server is not None \
+                else ServingAuthorizer(registry.engine, *self.auth)
         self.app = EndpointApp(self.name, routing, metrics=self.metrics, on_shutdown=self.stop,
                                hangar_version=__version__, authorizer=authorizer)
         if followed or self.store is not None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 
 from hangar.catalog import audit
-from hangar.errors import AlreadyExistsError, NotFoundError
+from hangar.errors import AlreadyExistsError, NotFoundError, PermissionDeniedError
+from hangar.governance import grants
 from hangar.serving.endpoint_config import EndpointConfig, check_endpoint_name, from_stored
 from hangar.store import schema as t
 from hangar.store.transactions import now_ms, read_connection, write_transaction
@@ -50,9 +51,15 @@ def _notify(conn, name: str) -> None:
 
 
 class EndpointStore:
-    def __init__(self, engine, actor: str):
+    """Endpoints in a database. The creator becomes the endpoint's owner (MANAGE, so QUERY); deleting an
+    endpoint revokes the grants made on it, so one created later under the same name starts with none."""
+
+    remote = False
+
+    def __init__(self, engine, actor: str, request_id: str | None = None):
         self.engine = engine
         self.actor = actor
+        self.request_id = request_id
 
     def _write(self):
         return write_transaction(self.engine, on_begin=audit.lock_for_append)
@@ -68,7 +75,8 @@ class EndpointStore:
                                                      created_by=self.actor, created_at=now, updated_by=self.actor,
                                                      updated_at=now))
             audit.append(conn, actor=self.actor, action="CREATE_ENDPOINT", securable_type="endpoint", securable=name,
-                         details=_summary(config))
+                         details=_summary(config), request_id=self.request_id)
+            grants.set_owner_in(conn, "endpoint", name, self.actor)
             _notify(conn, name)
         return self.get(name)
 
@@ -82,7 +90,7 @@ class EndpointStore:
                 raise NotFoundError(f"No endpoint {name!r}; create it with 'hangar endpoints create {name} --config FILE'")
             revision = conn.execute(select(t.endpoints.c.revision).where(t.endpoints.c.name == name)).scalar()
             audit.append(conn, actor=self.actor, action="UPDATE_ENDPOINT", securable_type="endpoint", securable=name,
-                         details={**_summary(config), "revision": revision})
+                         details={**_summary(config), "revision": revision}, request_id=self.request_id)
             _notify(conn, name)
         return self.get(name)
 
@@ -102,7 +110,9 @@ class EndpointStore:
         with self._write() as conn:
             if conn.execute(delete(t.endpoints).where(t.endpoints.c.name == name)).rowcount == 0:
                 raise NotFoundError(f"No endpoint {name!r} (see 'hangar endpoints list')")
-            audit.append(conn, actor=self.actor, action="DELETE_ENDPOINT", securable_type="endpoint", securable=name)
+            audit.append(conn, actor=self.actor, action="DELETE_ENDPOINT", securable_type="endpoint", securable=name,
+                         request_id=self.request_id)
+            grants.drop_for_deleted_in(conn, "endpoint", name, actor=self.actor, request_id=self.request_id)
             _notify(conn, name)
 
     def revision(self, name: str) -> int | None:
@@ -117,13 +127,62 @@ class EndpointStore:
         return None if row is None else (row.created_at, row.revision)
 
 
-def endpoint_store(tracking_uri: str | None = None) -> EndpointStore:
-    """The endpoint store over the current tracking store (``HANGAR_TRACKING_URI`` or the default)."""
+class RestEndpointStore:
+    """The same methods as ``EndpointStore``, through a Hangar server's ``/api/v1/endpoints`` (the server
+    acts as the token's principal: QUERY to read an endpoint, MANAGE to change it)."""
+
+    remote = True
+
+    def __init__(self, server):
+        self.server = server  # a hangar.remote.ServerClient
+
+    def _path(self, name: str) -> str:
+        return f"/endpoints/{self.server.quote(check_endpoint_name(name))}"
+
+    @staticmethod
+    def _entity(d: dict) -> Endpoint:
+        return Endpoint(d["name"], from_stored(d["config"]), d["revision"], d["created_by"], d["created_at"],
+                        d["updated_by"], d["updated_at"])
+
+    def create(self, name: str, config: EndpointConfig) -> Endpoint:
+        check_endpoint_name(name)
+        return self._entity(self.server.request("POST", "/endpoints", {"name": name, "config": config.to_dict()}))
+
+    def update(self, name: str, config: EndpointConfig) -> Endpoint:
+        return self._entity(self.server.request("PUT", self._path(name), {"config": config.to_dict()}))
+
+    def get(self, name: str) -> Endpoint:
+        return self._entity(self.server.request("GET", self._path(name)))
+
+    def list(self) -> list[Endpoint]:
+        return [self._entity(d) for d in self.server.request("GET", "/endpoints")["endpoints"]]
+
+    def delete(self, name: str) -> None:
+        self.server.request("DELETE", self._path(name))
+
+    def revision(self, name: str) -> int | None:
+        stamp = self.stamp(name)
+        return None if stamp is None else stamp[1]
+
+    def stamp(self, name: str) -> tuple[int, int] | None:
+        """None once the endpoint is gone, or once the server no longer shows it to this process's principal
+        (deleting an endpoint revokes the grants on it, so its server answers 403 rather than 404 to all but
+        metastore admins): a serving process then answers its requests with 404, as after a deletion."""
+        try:
+            ep = self.server.request("GET", self._path(name))
+        except (NotFoundError, PermissionDeniedError):
+            return None
+        return ep["created_at"], ep["revision"]
+
+
+def endpoint_store(tracking_uri: str | None = None) -> EndpointStore | RestEndpointStore:
+    """The endpoint store over the current tracking store (``HANGAR_TRACKING_URI`` or the default): the
+    database itself, or the endpoints routes of a Hangar server (``http(s)://``)."""
     from hangar.config import local_user
     from hangar.tracking import fluent
+    from hangar.tracking.client import Client
 
-    if tracking_uri is not None:
-        from hangar.tracking.client import Client
-
-        return EndpointStore(Client(tracking_uri).store.engine, local_user())
-    return EndpointStore(fluent.client().store.engine, local_user())
+    store = (Client(tracking_uri) if tracking_uri is not None else fluent.client()).store
+    if getattr(store, "server", None) is not None:
+        return RestEndpointStore(store.server)
+    return EndpointStore(store.engine, local_user())

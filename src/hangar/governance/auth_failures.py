@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 
-log = logging.getLogger("hangar.server")
+log = logging.getLogger("hangar.auth")
 
 
 class FailedAuthLimiter:
