@@ -17,6 +17,7 @@ from hangar.errors import (
     ConflictError,
     CorruptPackageError,
     InvalidArgumentError,
+    NotFoundError,
     PayloadTooLargeError,
     TooManyRequestsError,
     UnauthenticatedError,
@@ -75,8 +76,8 @@ def test_artifacts_round_trip_streamed(client, tmp_path):
     out = client.download_artifacts(run, "folder", tmp_path / "dst")
     assert (out / "blob.bin").read_bytes() == data and (out / "sub" / "note.txt").read_text() == "hi"
     assert client.artifact_repository(run).read_text("greeting.txt") == "hello"
-    with pytest.raises(InvalidArgumentError):
-        client.artifact_repository(run).delete_artifacts("greeting.txt")
+    client.artifact_repository(run).delete_artifacts("greeting.txt")
+    assert [f.path for f in client.list_artifacts(run)] == ["conf", "folder"]
 
 
 def test_downloads_answer_ranges_206_and_416(client, hub):
@@ -130,6 +131,169 @@ def test_artifact_paths_cannot_escape(client, hub, tmp_path, path):
     assert not [p for p in tmp_path.rglob("escape.txt")]
     with pytest.raises(InvalidArgumentError):
         client.artifact_repository(run).write_bytes(path.replace("%2F", "/"), b"owned")
+
+
+def _delete(hub, path: str, query: str = "") -> httpx.Response:
+    return httpx.delete(f"{hub.url}/api/v1/artifacts/{path}{query}", headers={"Authorization": f"Bearer {hub.token}"})
+
+
+def test_deleting_run_artifacts_through_the_server(client, hub):
+    """The contract of ``delete_artifacts`` (a file, a folder with everything in it, 404 or ``missing_ok`` for a
+    missing path, the whole root), then the REST answers themselves."""
+    from hangar.artifacts.http_repo import HttpArtifactRepository
+
+    run = client.create_run().info.run_id
+    repo = client.artifact_repository(run)
+    repo.delete_artifacts()  # an empty (not yet created) root is fine
+    for rel in ["keep.txt", "d/a.txt", "d/e/b.txt", "other/c.txt"]:
+        repo.write_text(rel, rel)
+    repo.delete_artifacts("d/a.txt")
+    assert not repo.exists("d/a.txt") and repo.exists("d/e/b.txt")
+    repo.delete_artifacts("d")
+    assert not repo.exists("d") and not repo.exists("d/e/b.txt")
+    assert [f.path for f in repo.list_artifacts()] == ["keep.txt", "other"]
+    with pytest.raises(NotFoundError, match="'d'"):
+        repo.delete_artifacts("d")
+    repo.delete_artifacts("d", missing_ok=True)
+    with pytest.raises(NotFoundError, match="'keep.txt/x'"):  # below a file: nothing is there either
+        repo.delete_artifacts("keep.txt/x")
+    repo.write_text("folder/inner/x.txt", "x")
+    sub = HttpArtifactRepository(client.store.server, repo.base, "folder")  # rooted at a folder: runs:/<id>/folder
+    sub.delete_artifacts("inner/x.txt")
+    assert repo.exists("folder/inner") and not repo.exists("folder/inner/x.txt")
+    sub.delete_artifacts()
+    assert not repo.exists("folder")
+    repo.delete_artifacts()
+    assert repo.list_artifacts() == [] and not repo.exists("keep.txt")
+
+    repo.write_text("r/one.txt", "1")
+    r = _delete(hub, f"runs/{run}/files/r/one.txt")
+    assert r.status_code == 200 and r.json() == {"deleted": "r/one.txt"}
+    r = _delete(hub, f"runs/{run}/files/r/one.txt")
+    assert r.status_code == 404 and r.json() == {"error_code": "RESOURCE_DOES_NOT_EXIST",
+                                                 "message": "No artifact at 'r/one.txt'"}
+    assert _delete(hub, f"runs/{run}/files/r/one.txt", "?missing_ok=true").json() == {"deleted": None}
+    repo.write_text("r/two.txt", "2")
+    r = _delete(hub, f"runs/{run}/files/")  # the root itself cannot be named: a client deletes its entries one by one
+    assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert [_raw(hub, "DELETE", f"/api/v1/artifacts/runs/{run}/files/{root}") for root in (".", "./", "%2e", "//")] \
+        == [400] * 4
+    assert repo.read_text("r/two.txt") == "2"
+    r = _delete(hub, "runs/no-such-run/files/r/two.txt", "?missing_ok=true")  # a missing run is never "missing_ok"
+    assert r.status_code == 404 and "no-such-run" in r.json()["message"]
+
+
+def test_deleting_artifacts_with_the_tracking_uri_of_a_server(hub, monkeypatch):
+    """The user-level path: ``HANGAR_TRACKING_URI=http://...``, then the client of the fluent API."""
+    from hangar.tracking import fluent
+
+    monkeypatch.setenv("HANGAR_TRACKING_URI", hub.url)
+    fluent.set_tracking_uri(None)
+    try:
+        with fluent.start_run() as active:
+            fluent.log_text("draft", "notes/draft.txt")
+            fluent.log_text("final", "notes/final.txt")
+        c = fluent.client()
+        run = active.info.run_id
+        assert c.artifact_repository(run).uri.startswith(hub.url)  # through the server, not the store
+        c.artifact_repository(run).delete_artifacts("notes/draft.txt")
+        assert [f.path for f in c.list_artifacts(run, "notes")] == ["notes/final.txt"]
+        with pytest.raises(NotFoundError, match="notes/draft.txt"):
+            c.artifact_repository(run).delete_artifacts("notes/draft.txt")
+        c.artifact_repository(run).delete_artifacts("notes")
+        assert c.list_artifacts(run) == []
+    finally:
+        fluent.set_tracking_uri(None)
+
+
+def test_only_pending_logged_models_and_versions_lose_files(client, hub, tmp_path):
+    """A READY logged model or version is immutable: deleting its files is refused (409) and they stay.
+    While PENDING, its files can be deleted, a folder with everything in it."""
+    from hinted_model import HintedLen
+
+    import hangar.pyfunc as hp
+    from hangar.tracking.logged_models import log_model
+
+    run = client.create_run().info.run_id
+    ready = log_model(hp.save_model, "lm", HintedLen(), run_id=run, client=client)
+    lm_repo = client.store.logged_model_artifacts(ready.model_id)
+    with pytest.raises(ConflictError, match="READY; its files can no longer change"):
+        lm_repo.delete_artifacts("MLmodel")
+    r = _delete(hub, f"logged-models/{ready.model_id}/files/MLmodel")
+    assert r.status_code == 409 and r.json()["error_code"] == "INVALID_STATE"
+    assert "flavors" in lm_repo.read_text("MLmodel")
+
+    pending = client.store.create_logged_model(client.get_run(run).info.experiment_id, "draft")
+    draft = client.store.logged_model_artifacts(pending.model_id)
+    for rel in ["MLmodel", "data/a.bin", "data/b/c.bin"]:
+        draft.write_text(rel, rel)
+    draft.delete_artifacts("data")
+    draft.delete_artifacts("MLmodel")
+    assert draft.list_artifacts() == []
+
+    pkg = hp.save_model(tmp_path / "pkg", HintedLen(), input_example=["abc"])
+    mv = client.register_model(pkg, "frozen")
+    files = client.registry._files(mv.full_name, mv.version)
+    with pytest.raises(ConflictError, match="delete the version instead"):
+        files.delete_artifacts("MLmodel")
+    r = _delete(hub, f"models/{mv.full_name}/versions/{mv.version}/files/MLmodel", "?missing_ok=true")
+    assert r.status_code == 409 and "hangar versions delete main.default.frozen 1" in r.json()["message"]
+    assert "flavors" in files.read_text("MLmodel")
+
+    with httpx.Client(base_url=hub.url + "/api/v1", headers={"Authorization": f"Bearer {hub.token}"}) as http:
+        made = http.post(f"/models/{mv.full_name}/versions", json={"source": str(pkg)}).json()
+    assert made["status"] == "PENDING"
+    up = client.registry._files(mv.full_name, made["version"])
+    for rel in ["MLmodel", "data/a.bin", "data/b/c.bin"]:
+        up.write_text(rel, rel)
+    stored = Path(made["storage_location"].removeprefix("file://"))
+    up.delete_artifacts("data/b")
+    assert sorted(p.relative_to(stored).as_posix() for p in stored.rglob("*")) == ["MLmodel", "data", "data/a.bin"]
+    up.delete_artifacts("data")
+    up.delete_artifacts("data", missing_ok=True)
+    assert sorted(p.name for p in stored.iterdir()) == ["MLmodel"]
+
+
+def test_a_reader_cannot_delete_artifacts(client, hub):
+    """READ on the experiment is not EDIT: 403, the file stays, and the denial (only) is audited."""
+    from hangar.governance import grants, principals, tokens
+
+    engine = hub.app.state.services.engine
+    run = client.create_run().info.run_id
+    client.log_text(run, "keep me", "keep.txt")
+    principals.create(engine, "viewer", "user", actor="t")
+    grants.grant(engine, "experiment", "0", "viewer", "READ", actor="t")
+    viewer = tokens.create(engine, "viewer", "t", actor="t").token
+    with httpx.Client(base_url=hub.url + "/api/v1", headers={"Authorization": f"Bearer {viewer}"}) as http:
+        assert http.get(f"/artifacts/runs/{run}/files/keep.txt").content == b"keep me"
+        r = http.delete(f"/artifacts/runs/{run}/files/keep.txt")
+    assert r.status_code == 403 and r.json()["error_code"] == "PERMISSION_DENIED"
+    assert client.artifact_repository(run).read_text("keep.txt") == "keep me"
+    client.artifact_repository(run).delete_artifacts("keep.txt")  # a tracking write: not audited, as every other
+    assert [(a.actor, a.outcome) for a in client.list_audit(action="DELETE_RUN_ARTIFACT")] == [("viewer", "DENIED")]
+
+
+@pytest.mark.parametrize("path", ["../victim.txt", "../../victim.txt", "%2e%2e/victim.txt", "%252e%252e/victim.txt",
+                                  "a/..%2F..%2Fvictim.txt", "..%5Cvictim.txt", "a\\..\\..\\victim.txt",
+                                  "ABS", "ABS-ENCODED", "%2e%2e", ".."])
+def test_deletes_cannot_escape(client, hub, tmp_path, path):
+    """Every file a traversal could name (beside the run's folder, above it, by absolute path) survives it."""
+    from urllib.parse import quote
+
+    run = client.create_run().info.run_id
+    repo = client.artifact_repository(run)
+    repo.write_text("mine.txt", "mine")
+    root = Path(hub.app.state.services.tracking.run_artifacts(run).root)
+    victims = [root.parent / "victim.txt", root.parent.parent / "victim.txt", tmp_path / "victim.txt"]
+    for v in victims:
+        v.write_text("precious")
+    path = {"ABS": str(tmp_path / "victim.txt"), "ABS-ENCODED": quote(str(tmp_path / "victim.txt"), safe="")}.get(path, path)
+    assert _raw(hub, "DELETE", f"/api/v1/artifacts/runs/{run}/files/{path}") in (400, 404)
+    assert _raw(hub, "DELETE", f"/api/v1/artifacts/runs/{run}/files/{path}?missing_ok=true") in (400, 404)
+    with pytest.raises(InvalidArgumentError):
+        repo.delete_artifacts(path.replace("%2F", "/"), missing_ok=True)
+    assert all(v.read_text() == "precious" for v in victims) and repo.read_text("mine.txt") == "mine"
+    assert root.parent.exists()
 
 
 def test_load_model_through_the_server_verifies_checksums(client, hub, tmp_path, monkeypatch):

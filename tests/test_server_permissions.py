@@ -27,6 +27,9 @@ OPEN_TO_ANY_PRINCIPAL = {"WHOAMI", "LIST_MY_GRANTS", "CREATE_TOKEN", "LIST_TOKEN
                          "SEARCH_RUNS", "GET_EXPERIMENT_BY_NAME", "SEARCH_LOGGED_MODELS", "GET_LINEAGE",
                          "CREATE_ENDPOINT", "LIST_ENDPOINTS"}
 PUBLIC_ROUTES = {"HEALTH", "READY", "OPENAPI"}
+# The file each artifact-deleting example names (the world writes them): a denied delete must leave it there.
+DELETED_FILES = {"DELETE_RUN_ARTIFACT": "notes.txt", "DELETE_LOGGED_MODEL_ARTIFACT": "draft-lm.txt",
+                 "DELETE_VERSION_ARTIFACT": "draft-mv.txt"}
 
 
 def examples(w):
@@ -108,11 +111,16 @@ def examples(w):
         "DELETE_ENDPOINT": ({"name": "ep"}, None, {}),
         "QUERY_ENDPOINT": ({"name": "ep"}, None, {}),
         "QUERY_REGISTERED_MODEL": ({"name": M}, None, {}),
+        "DELETE_RUN_ARTIFACT": ({"run_id": run, "path": DELETED_FILES["DELETE_RUN_ARTIFACT"]}, None, {}),
+        "DELETE_LOGGED_MODEL_ARTIFACT": ({"model_id": w["lm_draft"], "path": DELETED_FILES["DELETE_LOGGED_MODEL_ARTIFACT"]},
+                                         None, {}),
+        "DELETE_VERSION_ARTIFACT": ({**mv_up, "path": DELETED_FILES["DELETE_VERSION_ARTIFACT"]}, None, {}),
     }
 
 
 @pytest.fixture
 def world(store_uri, tmp_path, package):
+    from hangar.artifacts import get_artifact_repository
     from hangar.catalog.client import Client
 
     server, hub = start_hub(store_uri, tmp_path)
@@ -128,7 +136,9 @@ def world(store_uri, tmp_path, package):
         c = Client(store_uri, str(tmp_path / "artifacts"), actor="admin")
         c.register_model(package, M)
         c.set_model_version_tag(M, 1, "k", "v")
-        pending = [c.registry.begin_version(M, "/elsewhere/pkg").version for _ in range(2)]
+        pending_mvs = [c.registry.begin_version(M, "/elsewhere/pkg") for _ in range(2)]
+        pending = [mv.version for mv in pending_mvs]
+        get_artifact_repository(pending_mvs[1].storage_location).write_text(DELETED_FILES["DELETE_VERSION_ARTIFACT"], "d")
         assert a.put(f"/models/{M}/aliases/champion", json={"version": 1}).status_code == 200
         assert a.post(f"/grants/registered_model/{M}", json={"principal": "member1", "privilege": "EXECUTE"}).status_code == 201
         exp = a.post("/experiments", json={"name": "exp"}).json()["experiment_id"]
@@ -141,16 +151,19 @@ def world(store_uri, tmp_path, package):
 
         lm = log_model(hp.save_model, "lm", HintedLen(), run_id=run, client=c).model_id
         lm_pending = c.store.create_logged_model(exp, "lm-pending").model_id
+        lm_draft = c.store.create_logged_model(exp, "lm-draft").model_id  # stays PENDING (lm_pending is finalized)
+        c.store.logged_model_artifacts(lm_draft).write_text(DELETED_FILES["DELETE_LOGGED_MODEL_ARTIFACT"], "d")
         c.log_text(run, "hello", "notes.txt")
         c.store.close()
         yield hub, server, {"experiment_id": exp, "run_id": run, "lm": lm, "lm_pending": lm_pending,
-                            "pending_versions": pending}
+                            "lm_draft": lm_draft, "pending_versions": pending, "artifacts": tmp_path / "artifacts"}
 
 
-def snapshot(engine) -> dict:
+def snapshot(engine, artifacts) -> dict:
     """Every row of every table but the audit log (denials are recorded there on purpose) and the
-    tokens' last-use time (authentication writes it)."""
-    out = {}
+    tokens' last-use time (authentication writes it); and every file under the artifact root."""
+    out = {"files": sorted((p.relative_to(artifacts).as_posix(), p.read_bytes()) for p in artifacts.rglob("*")
+                           if p.is_file())}
     with engine.connect() as conn:
         for table in t.metadata.sorted_tables:
             if table.name == "audit_log":
@@ -226,9 +239,13 @@ def test_every_guarded_route_denies_without_its_privilege_and_changes_nothing(wo
             callers.append((f"without {missing}", hub.user(user)))
             _grant_exactly(hub.engine, user, kind, name, privilege, skip=k)
         for who, token in callers:
-            before = snapshot(hub.engine)
+            before = snapshot(hub.engine, w["artifacts"])
+            if route.name in DELETED_FILES and not [f for f, _ in before["files"]
+                                                    if f.endswith("/" + DELETED_FILES[route.name])]:
+                failures.append(f"{route.name} ({who}): the file it names is not there to keep")
+                continue  # (the check below must see the file that a denied delete leaves in place)
             resp = _call(hub, token, route, params, body, query)
-            after = snapshot(hub.engine)
+            after = snapshot(hub.engine, w["artifacts"])
             if resp.status_code != 403 or resp.json()["error_code"] != "PERMISSION_DENIED":
                 failures.append(f"{route.name} ({who}): {resp.status_code} {resp.text[:200]}")
             elif before != after:
@@ -244,7 +261,9 @@ def test_every_guarded_route_denies_without_its_privilege_and_changes_nothing(wo
 def test_every_guarded_route_allows_exactly_its_privilege(world):
     hub, server, w = world
     ex = examples(w)
-    guarded = sorted((r for r in ROUTES if isinstance(r.requires, Requires)), key=lambda r: r.method == "DELETE")
+    # deletes last, those of artifacts first among them (before their owners are deleted)
+    guarded = sorted((r for r in ROUTES if isinstance(r.requires, Requires)),
+                     key=lambda r: (r.method == "DELETE", r.name not in DELETED_FILES))
     failures = []
     for i, route in enumerate(guarded):
         params, body, query = ex[route.name]
@@ -254,6 +273,8 @@ def test_every_guarded_route_allows_exactly_its_privilege(world):
         _grant_exactly(hub.engine, user, kind, name, privilege)
         resp = _call(hub, token, route, params, body, query)
         if resp.status_code in (401, 403) or resp.status_code >= 500:
+            failures.append(f"{route.name}: {resp.status_code} {resp.text[:200]}")
+        elif route.name in DELETED_FILES and resp.json() != {"deleted": DELETED_FILES[route.name]}:
             failures.append(f"{route.name}: {resp.status_code} {resp.text[:200]}")
     assert not failures, "\n".join(failures)
 

@@ -1,5 +1,5 @@
 """Artifacts behind a Hangar server (``/api/v1/artifacts/...``): streamed uploads and downloads,
-downloads resumed with HTTP Range when a connection drops part-way."""
+downloads resumed with HTTP Range when a connection drops part-way, deletes of a file or a folder."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from hangar.artifacts.base import ArtifactRepository, FileInfo
+from hangar.artifacts.paths import validate_artifact_path
 from hangar.artifacts.streams import COPY_CHUNK, TMP_PREFIX, default_file_mode
-from hangar.errors import InvalidArgumentError, StoreUnavailableError
+from hangar.errors import StoreUnavailableError
 from hangar.remote import ServerClient, error_from
 
 RESUME_TRIES = 5
@@ -116,8 +117,25 @@ class HttpArtifactRepository(ArtifactRepository):
     def _put_bytes(self, rel: str, data: bytes) -> None:
         self._send("PUT", self._file_url(rel), content=data, headers={"Content-Type": "application/octet-stream"})
 
+    def _remove(self, rel: str, missing_ok: bool) -> None:
+        """One DELETE of the file or folder ``rel`` (the server never deletes the root of a route)."""
+        self.server.request("DELETE", self._file_url(rel), query={"missing_ok": "true" if missing_ok else None})
+
     def _delete(self, rel: str, info: FileInfo) -> None:
-        raise InvalidArgumentError("Artifacts cannot be deleted through the server; `hangar gc` on the server does it")
+        if self._full(rel):
+            self._remove(rel, missing_ok=True)
+        else:  # the whole root: its entries one by one
+            for child in self._children(rel):
+                self._remove(child.path, missing_ok=True)
+
+    def delete_artifacts(self, path: str | None = None, *, missing_ok: bool = False) -> None:
+        """As for every repository, in one request: the server answers 404 (NotFoundError) for a
+        missing path unless ``missing_ok``; an empty or missing root is never an error."""
+        rel = validate_artifact_path(path)
+        if not self._full(rel):
+            super().delete_artifacts(rel, missing_ok=missing_ok)
+        else:
+            self._remove(rel, missing_ok=missing_ok or not rel)
 
     def _download_file(self, rel: str, dest: Path) -> None:
         """Stream into a temp file beside ``dest``; on a dropped connection, ask for the rest (Range)."""

@@ -1,10 +1,11 @@
-"""Artifact upload and download through the server: streamed both ways, downloads resumable
-with HTTP Range (206 / 416), uploads bounded by ``max_upload_bytes`` (413), every path checked
-against traversal before any storage is touched.
+"""Artifact upload, download and deletion through the server: streamed both ways, downloads
+resumable with HTTP Range (206 / 416), uploads bounded by ``max_upload_bytes`` (413), every path
+checked against traversal before any storage is touched.
 
 Three kinds of artifact roots, each governed by what owns it: a run's artifacts (its experiment:
-READ / EDIT), a logged model's files (its experiment; written only while PENDING) and a model
-version's files (EXECUTE to read a READY version; CREATE_MODEL_VERSION to write a PENDING one).
+READ / EDIT), a logged model's files (its experiment; written or deleted only while PENDING) and a
+model version's files (EXECUTE to read a READY version; CREATE_MODEL_VERSION to write or delete
+those of a PENDING one).
 """
 
 from __future__ import annotations
@@ -28,28 +29,35 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 # -- which repository a request names ---------------------------------------------------------
-def _run_repo(ctx, writing: bool):
+# What a request does there: reading a version needs it READY; writing or deleting files, PENDING.
+READING, WRITING, DELETING = "read", "write", "delete"
+
+
+def _run_repo(ctx, mode: str):
     return ctx.tracking.run_artifacts(ctx.path_params["run_id"])
 
 
-def _logged_model_repo(ctx, writing: bool):
+def _logged_model_repo(ctx, mode: str):
     from hangar.artifacts import get_artifact_repository
 
     lm = ctx.tracking.get_logged_model(ctx.path_params["model_id"])
-    if writing and lm.status != PENDING:
-        raise ConflictError(f"Logged model {lm.model_id} is {lm.status}; its files can no longer change")
+    if mode != READING and lm.status != PENDING:
+        raise ConflictError(f"Logged model {lm.model_id} is {lm.status}; its files can no longer change "
+                            f"(they can be written or deleted only while it is {PENDING})")
     return get_artifact_repository(lm.artifact_location)
 
 
-def _version_repo(ctx, writing: bool):
+def _version_repo(ctx, mode: str):
     from hangar.artifacts import get_artifact_repository
     from hangar.catalog import names
 
     mv = ctx.registry.get_model_version(names.model_name(ctx.path_params["name"])[0], ctx.path_params["version"])
-    if writing and mv.status != PENDING:
+    if mode != READING and mv.status != PENDING:
+        hint = (f"; to remove its files, delete the version instead (hangar versions delete {mv.full_name} "
+                f"{mv.version})") if mode == DELETING else ""
         raise ConflictError(f"Version {mv.version} of {mv.full_name} is {mv.status}: a version's files are immutable "
-                            "once it is finalized")
-    if not writing and mv.status != READY:
+                            f"once it is finalized{hint}")
+    if mode == READING and mv.status != READY:
         raise ModelPackageError(f"Version {mv.version} of {mv.full_name} is {mv.status} and cannot be downloaded")
     return get_artifact_repository(mv.storage_location)
 
@@ -67,7 +75,7 @@ def lister(kind: str):
     def list_artifacts(ctx):
         """``{stat, files}``: the entry at ``?path=`` and its children (every file below with ``?recursive=true``)."""
         rel = _rel(ctx, allow_root=True)
-        repo = REPOS[kind](ctx, False)
+        repo = REPOS[kind](ctx, READING)
         info = repo.stat(rel)
         if info is None or not info.is_dir:
             files = []
@@ -106,7 +114,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 def downloader(kind: str):
     async def download(ctx, request):
         rel = _rel(ctx)
-        repo = await anyio.to_thread.run_sync(REPOS[kind], ctx, False)
+        repo = await anyio.to_thread.run_sync(REPOS[kind], ctx, READING)
         info = await anyio.to_thread.run_sync(repo.stat, rel)
         if info is None or info.is_dir:
             raise NotFoundError(f"No artifact file at '{rel}'")
@@ -156,7 +164,7 @@ def uploader(kind: str):
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise PayloadTooLargeError(f"The upload is {int(declared)} bytes; this server takes at most {limit} per file")
         rel = _rel(ctx)
-        repo = await anyio.to_thread.run_sync(REPOS[kind], ctx, True)
+        repo = await anyio.to_thread.run_sync(REPOS[kind], ctx, WRITING)
         folder = Path(ctx.services.config.home) / "server" / "uploads"
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=folder)
@@ -183,3 +191,23 @@ def uploader(kind: str):
 
     upload.__name__ = f"upload_{kind}_artifact"
     return upload
+
+
+# -- deletion ------------------------------------------------------------------------------------
+def deleter(kind: str):
+    def delete(ctx):
+        """Delete the file, or the folder with everything in it, at the path: ``{"deleted": path}``.
+
+        A path that names nothing is a 404, or ``{"deleted": null}`` with ``?missing_ok=true``. The
+        root cannot be named (a client deletes its entries one by one)."""
+        rel = _rel(ctx)
+        repo = REPOS[kind](ctx, DELETING)
+        if repo.stat(rel) is None:
+            if ctx.query.get("missing_ok") == "true":
+                return {"deleted": None}
+            raise NotFoundError(f"No artifact at '{rel}'")
+        repo.delete_artifacts(rel, missing_ok=True)  # (removed meanwhile by another request: as asked)
+        return {"deleted": rel}
+
+    delete.__name__ = f"delete_{kind}_artifact"
+    return delete
