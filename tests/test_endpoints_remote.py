@@ -309,3 +309,31 @@ def test_hangar_serve_auth_through_the_server_needs_execute(hub, tmp_path):
     finally:
         _stop(proc)
     assert _audit(hub, action="QUERY_REGISTERED_MODEL")[0]["actor"] == "bob"
+
+
+def test_client_grants_through_the_server_and_on_the_store_itself(hub, tmp_path, monkeypatch):
+    import hangar
+
+    alice = hub.user("alice")
+    _store(hub, hub.admin_token).create("bot", _config())
+    monkeypatch.setenv("HANGAR_TOKEN", hub.admin_token)
+    admin = hangar.Client(hub.url)
+    made = admin.grant("endpoint", "bot", "alice", "query")
+    assert (made.principal, made.privilege, made.granted_by) == ("alice", "QUERY", "admin")
+    assert [(g.principal, g.privilege) for g in admin.list_grants("endpoint", "bot")] == [("alice", "QUERY")]
+    monkeypatch.setenv("HANGAR_TOKEN", alice)
+    mine = hangar.Client(hub.url)
+    assert [(g.securable, g.privilege) for g in mine.list_grants()] == [("bot", "QUERY")]
+    with pytest.raises(PermissionDeniedError):  # granting needs MANAGE on the securable
+        mine.grant("endpoint", "bot", "alice", "MANAGE")
+    admin.revoke("endpoint", "bot", "alice", "QUERY")
+    assert mine.list_grants() == []
+    from hangar.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError):
+        admin.list_grants("endpoint")
+    local = hangar.Client(f"sqlite:///{tmp_path / 'server.db'}", str(tmp_path / "artifacts"), actor="admin")
+    local.grant("registered_model", M, "alice", "EXECUTE")
+    assert [g.principal for g in local.list_grants("registered_model", M)] == ["alice"]
+    assert _audit(hub, action="GRANT")[0]["securable"] == M
+    local.store.close()

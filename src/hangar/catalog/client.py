@@ -112,3 +112,16 @@ class Client(TrackingClient):
 
     def verify_audit(self, anchor=None):
         return self.registry.verify_audit(anchor)
+
+    # grants: one permission model for every securable (see hangar.governance.privileges)
+    def grant(self, securable_type: str, securable: str, principal: str, privilege: str):
+        """Grant ``privilege`` on a securable (``"registered_model", "main.default.m"``, ``"endpoint", "bot"``,
+        ``"experiment", "7"``, ...) to a principal; audited. Through a server this needs MANAGE on it."""
+        return self.registry.grant(securable_type, securable, principal, privilege)
+
+    def revoke(self, securable_type: str, securable: str, principal: str, privilege: str) -> None:
+        self.registry.revoke(securable_type, securable, principal, privilege)
+
+    def list_grants(self, securable_type: str | None = None, securable: str | None = None):
+        """Grants made directly on a securable; with no arguments, the caller's own grants."""
+        return self.registry.list_grants(securable_type, securable)

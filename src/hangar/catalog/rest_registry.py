@@ -219,3 +219,29 @@ class RestRegistry:
 
         return AuditVerification(**self._call("GET", "/audit/verify",
                                               query={"anchor": str(anchor) if anchor is not None else None}))
+
+    # -- grants --------------------------------------------------------------------------------
+    def _grants_path(self, securable_type: str, securable: str) -> str:
+        return f"/grants/{ServerClient.quote(securable_type)}/{ServerClient.quote(securable)}"
+
+    def grant(self, securable_type: str, securable: str, principal: str, privilege: str):
+        from hangar.governance.grants import Grant
+
+        return _make(Grant, self._call("POST", self._grants_path(securable_type, securable),
+                                       {"principal": principal, "privilege": str(privilege).upper()}))
+
+    def revoke(self, securable_type: str, securable: str, principal: str, privilege: str) -> None:
+        self._call("DELETE", self._grants_path(securable_type, securable),
+                   query={"principal": principal, "privilege": str(privilege).upper()})
+
+    def list_grants(self, securable_type: str | None = None, securable: str | None = None):
+        """Grants made directly on a securable (needs MANAGE on it); with neither argument, the caller's own."""
+        from hangar.catalog.store import _required
+        from hangar.governance.grants import Grant
+
+        if securable_type is None and securable is None:
+            found = self._call("GET", "/auth/grants")["grants"]
+        else:
+            found = self._call("GET", self._grants_path(_required(securable_type, "securable_type"),
+                                                        _required(securable, "securable")))["grants"]
+        return [_make(Grant, g) for g in found]

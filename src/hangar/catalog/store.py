@@ -71,6 +71,36 @@ class SqlRegistry(NamespaceMixin, VersionsMixin):
         with self.engine.connect() as conn:
             return audit.verify(conn, anchor=anchor) if anchor is not None else audit.verify(conn)
 
+    # -- grants (principals must exist in this store: ``hangar principals create`` on its server) ---------
+    def grant(self, securable_type: str, securable: str, principal: str, privilege: str):
+        from hangar.governance import grants
+
+        return grants.grant(self.engine, securable_type, securable, principal, str(privilege).upper(),
+                            actor=self.actor, request_id=self.request_id)
+
+    def revoke(self, securable_type: str, securable: str, principal: str, privilege: str) -> None:
+        from hangar.governance import grants
+
+        grants.revoke(self.engine, securable_type, securable, principal, str(privilege).upper(), actor=self.actor,
+                      request_id=self.request_id)
+
+    def list_grants(self, securable_type: str | None = None, securable: str | None = None):
+        """Grants made directly on a securable; with neither argument, those held by this registry's actor."""
+        from hangar.governance import grants
+
+        if securable_type is None and securable is None:
+            return grants.list_grants(self.engine, principal=self.actor)
+        return grants.list_grants(self.engine, _required(securable_type, "securable_type"),
+                                  _required(securable, "securable"))
+
+
+def _required(value, name: str):
+    if value is None:
+        from hangar.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"list_grants needs both securable_type and securable (or neither), not {name}=None")
+    return value
+
 
 def open_registry(tracking_store, actor: str | None = None, cache_dir=None):
     """The registry on the same store as ``tracking_store``: SQL in process, or through its server."""
