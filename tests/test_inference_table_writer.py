@@ -1,0 +1,110 @@
+"""The inference table's Parquet writer process: exact counts, bodies of every kind, a writer that
+dies (its rows counted as lost, the next batch written by a new one), signals that must not stop
+it early, and a server that goes away without a last flush."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from hangar.monitoring.inference_table import InferenceTable, ParquetTarget
+from hangar.monitoring.parquet_writer import ParquetProcessTarget, RowsLost
+
+
+def _rows(tmp_path, folder="inf"):
+    path = tmp_path / folder
+    return pq.read_table(path).to_pylist() if any(path.glob("*.parquet")) else []
+
+
+def _record(table, i, **extra):
+    table.record(**{"request_id": f"r{i}", "endpoint": "support", "served_entity": "champion", "model_version": "m/1",
+                    "latency_ms": 1.5, "status_code": 200, "request": b'{"inputs": [1]}',
+                    "response": b'{"predictions": [1]}', **extra})
+
+
+def test_rows_of_every_kind_reach_parquet_through_the_writer_process(tmp_path):
+    table = InferenceTable(ParquetProcessTarget(str(tmp_path / "inf")), flush_rows=250, flush_seconds=60)
+    for i in range(997):
+        _record(table, i, prompt_tokens=i)
+    _record(table, "dict", request={"inputs": ["é"]}, response=None)        # a JSON-able value, not bytes
+    _record(table, "latin", request=b"caf\xe9", response="text already")     # invalid UTF-8 bytes, a str
+    _record(table, "cancelled", status_code=499, cancelled=True, error_code="CANCELLED")
+    table.close()
+    rows = {r["request_id"]: r for r in _rows(tmp_path)}
+    assert len(rows) == 1000 and table.written == 1000 and table.failed_writes == 0 and table.dropped == 0
+    assert rows["r7"]["prompt_tokens"] == 7 and rows["r7"]["response"] == '{"predictions": [1]}'
+    assert json.loads(rows["rdict"]["request"]) == {"inputs": ["é"]} and rows["rdict"]["response"] is None
+    assert rows["rlatin"]["request"] == "caf\ufffd" and rows["rlatin"]["response"] == "text already"
+    assert rows["rcancelled"]["cancelled"] is True and rows["rcancelled"]["status_code"] == 499
+    assert table.target._proc is None, "closing stops the writer process"
+
+
+def test_a_writer_that_dies_costs_only_its_rows_and_the_next_batch_gets_a_new_one(tmp_path):
+    target = ParquetProcessTarget(str(tmp_path / "inf"))
+    target.stage([("a", *([None] * 14))])
+    assert target.flush() == 1
+    first = target._proc
+    target.stage([("b", *([None] * 14)), ("c", *([None] * 14))])
+    first.kill()
+    first.wait()
+    with pytest.raises(RowsLost) as lost:
+        target.flush()
+    assert lost.value.lost_rows == 2
+    target.stage([("d", *([None] * 14))])  # a new writer, with new file names
+    assert target.flush() == 1 and target._proc is not first
+    target.close()
+    assert sorted(r["request_id"] for r in _rows(tmp_path)) == ["a", "d"]
+    assert len(list((tmp_path / "inf").glob("*.parquet"))) == 2
+
+
+def test_the_table_counts_a_dead_writers_rows_as_failed(tmp_path):
+    table = InferenceTable(ParquetProcessTarget(str(tmp_path / "inf")), flush_rows=10_000, flush_seconds=60)
+    for i in range(50):
+        _record(table, i)
+    deadline = time.monotonic() + 10
+    while table.target.staged < 50 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    table.target._proc.kill()
+    table.target._proc.wait()
+    for i in range(50, 60):
+        _record(table, i)
+    table.close()
+    assert table.failed_writes >= 50 and table.written + table.failed_writes == 60
+    assert len(_rows(tmp_path)) == table.written
+
+
+def test_signals_to_the_group_do_not_stop_the_writer_before_the_server_drains(tmp_path):
+    target = ParquetProcessTarget(str(tmp_path / "inf"))
+    target.stage([("a", *([None] * 14))])
+    proc = target._proc
+    time.sleep(0.5)  # let the child install its handlers
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        os.kill(proc.pid, sig)
+    time.sleep(0.2)
+    assert proc.poll() is None
+    assert target.flush() == 1
+    target.close()
+    assert proc.returncode == 0
+
+
+def test_a_server_gone_without_a_last_flush_leaves_its_rows_written(tmp_path):
+    target = ParquetProcessTarget(str(tmp_path / "inf"))
+    target.stage([(f"r{i}", *([None] * 14)) for i in range(3)])
+    proc = target._proc
+    proc.stdin.close()  # what the child sees when the serving process is killed outright
+    assert proc.wait(30) == 0
+    assert sorted(r["request_id"] for r in _rows(tmp_path)) == ["r0", "r1", "r2"]
+
+
+def test_the_in_process_target_takes_the_same_rows(tmp_path):
+    target = ParquetTarget(str(tmp_path / "inf"), prefix="part-test")
+    target.stage([("a", *([None] * 12), b"\xff\xfe", {"k": 1})])
+    assert target.flush() == 1
+    (row,) = _rows(tmp_path)
+    assert row["request"] == "\ufffd\ufffd" and json.loads(row["response"]) == {"k": 1}
+    assert [p.name.startswith("part-test-") for p in (tmp_path / "inf").iterdir()] == [True]
