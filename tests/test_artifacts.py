@@ -158,7 +158,9 @@ def test_overwrite_replaces_content(repo, tmp_path):
         assert sorted(p.name for p in (repo.root / "d").iterdir()) == ["f.txt", "g.bin"]
 
 
-def test_delete(repo, tmp_path):
+def check_delete_contract(repo) -> None:
+    """What every repository's ``delete_artifacts`` does (the server's HTTP repository too): a file, a folder
+    with everything in it, then NotFoundError for what is gone unless ``missing_ok``."""
     repo.delete_artifacts()  # an empty (not yet created) root is fine
     for rel in ["keep.txt", "d/a.txt", "d/e/b.txt", "other/c.txt"]:
         repo.write_text(rel, rel)
@@ -167,11 +169,13 @@ def test_delete(repo, tmp_path):
     repo.delete_artifacts("d")
     assert not repo.exists("d") and not repo.exists("d/e/b.txt")
     assert [f.path for f in repo.list_artifacts()] == ["keep.txt", "other"]
-
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match="'d'"):
         repo.delete_artifacts("d")
     repo.delete_artifacts("d", missing_ok=True)
 
+
+def test_delete(repo, tmp_path):
+    check_delete_contract(repo)
     repo.delete_artifacts()
     assert repo.list_artifacts() == [] and not repo.exists("keep.txt")
 

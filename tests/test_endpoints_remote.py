@@ -15,6 +15,8 @@ import httpx
 import pytest
 import yaml
 from server_fixtures import start_hub
+from test_endpoints_serving import _free_port
+from test_endpoints_serving import _wait_for as _until
 
 from hangar.errors import NotFoundError, PermissionDeniedError, UnauthenticatedError
 from hangar.governance import grants
@@ -195,14 +197,6 @@ def test_cli_manages_endpoints_through_the_server(hub, tmp_path):
 
 
 # -- serving processes pointed at the server ------------------------------------------------------
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(env, log: Path, *args) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "hangar.cli.main", *args, "--port", str(port)], env=env,
@@ -225,15 +219,6 @@ def _stop(proc) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-
-
-def _until(predicate, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.mark.slow
@@ -271,14 +256,14 @@ def test_an_endpoint_served_through_the_server_checks_callers_there_and_follows_
         c.store.close()
         hit = lambda: httpx.post(f"{base}/invocations", json=body,  # noqa: E731
                                  headers={"authorization": f"Bearer {alice}"}).headers.get("x-hangar-served-by")
-        _until(lambda: hit() == f"{M}/2", "the alias move")
+        _until(lambda: hit() == f"{M}/2", what="the alias move")
         path.write_text(yaml.safe_dump({"served_entities": [{"model": f"models:/{M}/1"}], "alias_poll_seconds": 0.2}))
         _cli(env, "endpoints", "update", "bot", "--config", path)
-        _until(lambda: hit() == f"{M}/1", "the config update")
+        _until(lambda: hit() == f"{M}/1", what="the config update")
         _cli(env, "endpoints", "delete", "bot")
         _until(lambda: httpx.post(f"{base}/invocations", json=body,
                                   headers={"authorization": f"Bearer {alice}"}).status_code in (401, 403, 404),
-               "the deletion")
+               what="the deletion")
     finally:
         _stop(proc)
     text = log.read_text()

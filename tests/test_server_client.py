@@ -140,21 +140,13 @@ def _delete(hub, path: str, query: str = "") -> httpx.Response:
 def test_deleting_run_artifacts_through_the_server(client, hub):
     """The contract of ``delete_artifacts`` (a file, a folder with everything in it, 404 or ``missing_ok`` for a
     missing path, the whole root), then the REST answers themselves."""
+    from test_artifacts import check_delete_contract
+
     from hangar.artifacts.http_repo import HttpArtifactRepository
 
     run = client.create_run().info.run_id
     repo = client.artifact_repository(run)
-    repo.delete_artifacts()  # an empty (not yet created) root is fine
-    for rel in ["keep.txt", "d/a.txt", "d/e/b.txt", "other/c.txt"]:
-        repo.write_text(rel, rel)
-    repo.delete_artifacts("d/a.txt")
-    assert not repo.exists("d/a.txt") and repo.exists("d/e/b.txt")
-    repo.delete_artifacts("d")
-    assert not repo.exists("d") and not repo.exists("d/e/b.txt")
-    assert [f.path for f in repo.list_artifacts()] == ["keep.txt", "other"]
-    with pytest.raises(NotFoundError, match="'d'"):
-        repo.delete_artifacts("d")
-    repo.delete_artifacts("d", missing_ok=True)
+    check_delete_contract(repo)
     with pytest.raises(NotFoundError, match="'keep.txt/x'"):  # below a file: nothing is there either
         repo.delete_artifacts("keep.txt/x")
     repo.write_text("folder/inner/x.txt", "x")
