@@ -30,6 +30,10 @@ def _problem(text: str) -> str | None:
     return None
 
 
+_MAX_NAME_BYTES = 255    # a file name on Linux file systems
+_MAX_PATH_BYTES = 1024   # an object key on S3 and most object stores
+
+
 def validate_artifact_path(path: str | os.PathLike | None, *, allow_root: bool = True) -> str:
     """Return ``path`` as a normalized relative POSIX path ('' for the root), or raise.
 
@@ -62,6 +66,10 @@ def validate_artifact_path(path: str | os.PathLike | None, *, allow_root: bool =
 
     parts = [p for p in text.split("/") if p not in ("", ".")]
     normalized = "/".join(parts)
+    longest = max((len(p.encode("utf-8", "surrogatepass")) for p in parts), default=0)
+    if longest > _MAX_NAME_BYTES or len(normalized.encode("utf-8", "surrogatepass")) > _MAX_PATH_BYTES:
+        raise InvalidArgumentError(f"Artifact path {text[:80]!r}... is too long: at most {_MAX_NAME_BYTES} bytes a name "
+                                   f"and {_MAX_PATH_BYTES} bytes in all (what file systems and object stores take).")
     if not normalized and not allow_root:
         raise InvalidArgumentError("An artifact path naming a file is required here (got the repository root).")
     return normalized

@@ -200,6 +200,8 @@ class VersionsMixin:
     def _version_row(self, conn, full: str, version, include_deleted: bool = False):
         if isinstance(version, bool) or not isinstance(version, int) and not str(version).isdigit():
             raise InvalidArgumentError(f"A version is a positive integer, got {version!r}")
+        if not 0 <= int(version) < 2**31:  # no such version can exist (and a database would refuse the comparison)
+            raise NotFoundError(f"No version {version} of model {full!r}")
         row = conn.execute(select(t.model_versions).where(t.model_versions.c.full_name == full,
                                                           t.model_versions.c.version == int(version))).first()
         if row is None or (row.deleted_at is not None and not include_deleted):

@@ -9,6 +9,7 @@ nothing but the audit log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import anyio
@@ -140,13 +141,28 @@ def _respond(route: Route, result) -> Response:
 
 def run_route(route: Route, ctx: RequestContext):
     """Check the route's requirement, then run its handler: the one way a (non-streaming) handler is called."""
-    authorize(route, ctx)
+    with refused_values():
+        authorize(route, ctx)
+        try:
+            return route.handler(ctx)
+        except NotFoundError:
+            if "run_id" in ctx.path_params:  # a run removed for good: drop its memoised experiment
+                ctx.services.run_experiments.forget(ctx.path_params["run_id"])
+            raise
+
+
+@contextlib.contextmanager
+def refused_values():
+    """A value the database refuses to store or compare (a NUL character in PostgreSQL text, a number out
+    of its range) is the caller's bad input: 400, not 500."""
+    from sqlalchemy.exc import DataError
+
     try:
-        return route.handler(ctx)
-    except NotFoundError:
-        if "run_id" in ctx.path_params:  # a run removed for good: drop its memoised experiment
-            ctx.services.run_experiments.forget(ctx.path_params["run_id"])
-        raise
+        yield
+    except DataError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0][:200]
+        raise InvalidArgumentError(f"The request holds a value the database cannot take ({reason}); "
+                                   "send text without NUL characters and numbers within 64 bits") from None
 
 
 def _run(route: Route, ctx: RequestContext) -> Response:
@@ -175,8 +191,9 @@ def endpoint(route: Route, services: Services):
                            request.scope.get("state", {}).get("request_id") or "-", request.headers,
                            request.client.host if request.client else "-")
         if route.streaming:
-            await anyio.to_thread.run_sync(authorize, route, ctx)
-            return await route.handler(ctx, request)
+            with refused_values():
+                await anyio.to_thread.run_sync(authorize, route, ctx)
+                return await route.handler(ctx, request)
         return await anyio.to_thread.run_sync(_run, route, ctx)
 
     call.__name__ = route.name

@@ -167,9 +167,12 @@ class SqlTrackingStore(LoggedModelsMixin):
     @staticmethod
     def _exp_id(experiment_id) -> int:
         try:
-            return int(experiment_id)
+            eid = int(experiment_id)
         except (TypeError, ValueError):
             raise InvalidArgumentError(f"Experiment id must be a number, got {experiment_id!r}") from None
+        if not 0 <= eid < 2**63:  # no such id can exist (and a database would refuse the comparison)
+            raise NotFoundError(f"No experiment with id {experiment_id!r}")
+        return eid
 
     def get_experiment(self, experiment_id) -> Experiment:
         with self._read() as conn:
@@ -426,13 +429,13 @@ class SqlTrackingStore(LoggedModelsMixin):
             conn.execute(stmts["insert_params"], new)
 
     def log_param(self, run_id: str, key: str, value) -> None:
-        self.log_batch(run_id, params={key: value})
+        self.log_batch(run_id, params={v.key("param", key): value})
 
     def log_metric(self, run_id: str, key: str, value, timestamp: int | None = None, step: int = 0) -> None:
         self.log_batch(run_id, metrics=[Metric(key, value, timestamp if timestamp is not None else now_ms(), step)])
 
     def set_tag(self, run_id: str, key: str, value) -> None:
-        self.log_batch(run_id, tags={key: value})
+        self.log_batch(run_id, tags={v.key("tag", key): value})
 
     def delete_tag(self, run_id: str, key: str) -> None:
         with self._tx() as conn:
