@@ -127,6 +127,10 @@ def test_no_route_answers_bad_input_with_a_500(world):
     ("POST", "/runs/{run}/tags", {"key": {"k": 1}, "value": "v"}, 400),
     ("POST", "/principals/a\x00b/tokens", {"name": "t"}, (400, 404)),  # NUL: refused by PostgreSQL, absent in SQLite
     ("POST", "/experiments", {"name": "e\x00x"}, (400, 201)),
+    ("POST", f"/models/{M}/versions/:/finalize", {"status": "FAILED"}, 400),   # not a version number
+    ("GET", "/experiments/\u00b9", None, (400, 403, 404)),                       # a digit int() does not read
+    ("POST", "/runs", {"experiment_id": "0", "start_time": {"t": 1}}, 400),     # a time that is not a number
+    ("POST", "/runs", {"experiment_id": "0", "start_time": 2**70}, 400),        # ... or beyond 64 bits
 ])
 def test_what_the_fuzzer_found_is_a_4xx(world, method, path, body, status):
     hub, known = world
@@ -136,3 +140,54 @@ def test_what_the_fuzzer_found_is_a_4xx(world, method, path, body, status):
         assert resp.status_code in (status if isinstance(status, tuple) else (status,)), resp.text
         assert resp.status_code < 300 or (resp.json()["error_code"] and resp.json()["message"])
         assert a.get("/auth/whoami").status_code == 200
+
+
+@st.composite
+def mutated(draw, example):
+    """A valid request of the permission walk's examples with one part spoiled: a path parameter, a body
+    field replaced, dropped or added, or the whole body of another shape."""
+    params, body, query = dict(example[0]), example[1], dict(example[2])
+    spoil = draw(st.sampled_from(["param", "field", "drop", "extra", "body", "query"]))
+    if spoil == "param" and params:
+        params[draw(st.sampled_from(sorted(params)))] = draw(odd_text)
+    elif spoil in ("field", "drop") and isinstance(body, dict) and body:
+        body = dict(body)
+        key = draw(st.sampled_from(sorted(body)))
+        if spoil == "drop":
+            del body[key]
+        else:
+            body[key] = draw(json_values)
+    elif spoil == "extra" and isinstance(body, dict):
+        body = {**body, draw(st.sampled_from(FIELDS)): draw(json_values)}
+    elif spoil == "body" and body is not None:
+        body = draw(json_values)
+    elif query:
+        query[draw(st.sampled_from(sorted(query)))] = draw(st.text(max_size=12))
+    return params, body, query
+
+
+def test_no_route_answers_a_spoiled_valid_request_with_a_500(store_uri, tmp_path, package):
+    """Near-valid requests (the permission walk's examples, one part spoiled) reach deeper into each
+    handler than random ones do."""
+    from test_server_permissions import examples, permission_world
+
+    routes = {r.name: r for r in ROUTES}
+    with permission_world(store_uri, tmp_path, package) as (hub, _, w):
+        ex = examples(w)
+        with httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {hub.admin_token}"}, timeout=30) as http:
+
+            @settings(max_examples=EXAMPLES, deadline=None, derandomize=not RANDOM, database=None,
+                      suppress_health_check=list(HealthCheck))
+            @given(st.sampled_from(sorted(ex)).flatmap(lambda name: st.tuples(st.just(name), mutated(ex[name]))))
+            def call(request):
+                name, (params, body, query) = request
+                route = routes[name]
+                url = _url(route, {k: str(v) for k, v in params.items()})
+                if route.streaming and route.method == "PUT":
+                    resp = http.put(url, params=query, content=b"x")
+                else:
+                    resp = http.request(route.method, url, params=query, json=body)
+                assert resp.status_code < 500, f"{name} {url} {query} {body!r}: {resp.status_code} {resp.text[:300]}"
+
+            call()
+            assert http.get("/ready").status_code == 200

@@ -5,6 +5,7 @@ Runs against a real server on loopback over SQLite and over PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -120,6 +121,13 @@ def examples(w):
 
 @pytest.fixture
 def world(store_uri, tmp_path, package):
+    with permission_world(store_uri, tmp_path, package) as w:
+        yield w
+
+
+@contextlib.contextmanager
+def permission_world(store_uri, tmp_path, package):
+    """A running server whose store holds one of everything the routes name (``examples`` fills from it)."""
     from hangar.artifacts import get_artifact_repository
     from hangar.catalog.client import Client
 

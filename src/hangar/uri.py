@@ -80,7 +80,7 @@ def parse_model_uri(uri: str) -> ModelURI:
         return ModelURI("models", name=full_model_name(name), alias=alias)
     if "/" in rest:
         name, _, version = rest.rpartition("/")
-        if not version.isdigit() or int(version) < 1:
+        if not version.isdecimal() or int(version) < 1:
             raise InvalidURIError(f"{uri!r}: the version must be a positive integer, got {version!r}")
         return ModelURI("models", name=full_model_name(name), version=int(version))
     if _LOGGED_MODEL_ID.match(rest):

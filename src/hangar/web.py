@@ -13,7 +13,7 @@ class ClientDisconnected(Exception):
 async def receive_limited_body(receive, declared: bytes | str | None, limit: int) -> bytes:
     """The body of a raw ASGI request (no Starlette ``Request``), refused with 413 as soon as it is known to be
     too big; ``declared`` is the Content-Length header, if any."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"The request body is {int(declared)} bytes; the limit is {limit}")
     chunks, size = [], 0
     while True:
@@ -36,7 +36,7 @@ async def receive_limited_body(receive, declared: bytes | str | None, limit: int
 async def read_limited_body(request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it is known (Content-Length) or seen to be too big."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"The request body is {int(declared)} bytes; the limit is {limit}")
     chunks, size = [], 0
     async for chunk in request.stream():

@@ -117,7 +117,7 @@ def _node_id(node_type: str, value) -> str:
 
 def _version_key(version_id: str) -> tuple[str, int]:
     name, sep, number = version_id.rpartition("/")
-    if not sep or not name or not number.isdigit() or int(number) < 1:
+    if not sep or not name or not number.isdecimal() or int(number) < 1:
         raise InvalidArgumentError(f"A model version's id is 'catalog.schema.model/N', got {version_id!r}")
     return name, int(number)
 

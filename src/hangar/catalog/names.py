@@ -51,6 +51,6 @@ def alias_name(value) -> str:
         )
     if value.lower() in RESERVED_ALIASES:
         raise InvalidArgumentError(f"The alias {value!r} is reserved; choose another name")
-    if value.isdigit():
+    if value.isdecimal():
         raise InvalidArgumentError("An alias cannot be a number (it would read as a version)")
     return value

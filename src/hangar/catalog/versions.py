@@ -143,8 +143,9 @@ class VersionsMixin:
 
     def fail_version(self, name: str, version, message: str) -> ModelVersion:
         full = names.model_name(name)[0]
-        self._fail_version(full, int(version), str(message)[:2000])
-        return self.get_model_version(full, version)
+        number = self.get_model_version(full, version).version  # (a malformed or unknown version: 400 / 404)
+        self._fail_version(full, number, str(message)[:2000])
+        return self.get_model_version(full, number)
 
     def _complete_version(self, full: str, version: int, manifest, checksums: dict) -> ModelVersion:
         sig = manifest.signature.to_dict() if manifest.signature else None
@@ -198,7 +199,7 @@ class VersionsMixin:
                             r.created_at, r.updated_at, r.deleted_at is not None, tags, aliases)
 
     def _version_row(self, conn, full: str, version, include_deleted: bool = False):
-        if isinstance(version, bool) or not isinstance(version, int) and not str(version).isdigit():
+        if isinstance(version, bool) or not isinstance(version, int) and not str(version).isdecimal():
             raise InvalidArgumentError(f"A version is a positive integer, got {version!r}")
         if not 0 <= int(version) < 2**31:  # no such version can exist (and a database would refuse the comparison)
             raise NotFoundError(f"No version {version} of model {full!r}")

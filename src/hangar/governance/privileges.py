@@ -99,7 +99,7 @@ def normalise(securable_type: str, securable) -> str:
             raise InvalidArgumentError(f"A registered model securable is 'catalog.schema.model', got {securable!r}")
         return names.model_name(securable)[0]
     if securable_type == EXPERIMENT:
-        if not securable.isdigit() or len(securable) > 18:
+        if not securable.isdecimal() or len(securable) > 18:
             raise InvalidArgumentError(f"An experiment is named by its numeric id, got {securable!r}")
         return str(int(securable))
     if len(securable) > 128:

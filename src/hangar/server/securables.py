@@ -42,7 +42,7 @@ def schema_of_model_in_body(ctx) -> str:
 
 def experiment_in_body(ctx) -> str:
     value = ctx.body.get("experiment_id")
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).isdigit():
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).isdecimal():
         raise InvalidArgumentError("The request needs 'experiment_id' (an experiment's numeric id)")
     return str(value)
 
@@ -77,7 +77,7 @@ def securable_type_in_path(ctx) -> str:
 def experiment_in_path(ctx) -> str | None:
     """The experiment ``{experiment_id}``; None for an id that is not a number (the store says why)."""
     value = ctx.path_params["experiment_id"]
-    return value if value.isdigit() and len(value) <= 18 else None
+    return value if value.isdecimal() and len(value) <= 18 else None
 
 
 def experiment_of_logged_model(ctx) -> str | None:
@@ -160,7 +160,7 @@ def lineage_edge_securable(ctx) -> str | None:
     kind, node_id = _edge_governor(ctx)
     if kind == "model_version":
         name, sep, number = node_id.rpartition("/")
-        if not sep or not name or not number.isdigit():
+        if not sep or not name or not number.isdecimal():
             raise InvalidArgumentError(f"A model version's id is 'catalog.schema.model/N', got {node_id!r}")
         return names.model_name(name)[0]
     return _experiment_of_run_id(ctx, node_id) if kind else pv.METASTORE_NAME

@@ -234,7 +234,7 @@ class SqlTrackingStore(LoggedModelsMixin):
         eid = self._exp_id(experiment_id)
         run_id = uuid.uuid4().hex
         run_name = v.name("run", run_name) if run_name is not None else f"run-{run_id[:8]}"
-        start = start_time if start_time is not None else now_ms()
+        start = v.int_value("start_time", start_time) if start_time is not None else now_ms()
         tag_rows = [{"run_id": run_id, "key": v.key("tag", k), "value": v.tag_value(k, val)}
                     for k, val in (tags or {}).items()]
         run_row = {"run_id": run_id, "experiment_id": eid, "run_name": run_name, "status": "RUNNING",

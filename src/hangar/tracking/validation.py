@@ -56,6 +56,8 @@ def metric_value(name: str, value) -> float:
 def int_value(what: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgumentError(f"{what} must be an integer, got {value!r}")
+    if not -2**63 <= value < 2**63:
+        raise InvalidArgumentError(f"{what} must fit in 64 bits, got {value}")
     return value
 
 

@@ -161,7 +161,7 @@ def uploader(kind: str):
     async def upload(ctx, request):
         limit = ctx.services.config.max_upload_bytes
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared.isdecimal() and int(declared) > limit:
             raise PayloadTooLargeError(f"The upload is {int(declared)} bytes; this server takes at most {limit} per file")
         rel = _rel(ctx)
         repo = await anyio.to_thread.run_sync(REPOS[kind], ctx, WRITING)
@@ -179,7 +179,7 @@ def uploader(kind: str):
                         out.write(chunk)
                 except ClientDisconnect:
                     return JSONResponse({}, status_code=499)  # nobody is listening; nothing was stored
-            if declared is not None and declared.isdigit() and size != int(declared):
+            if declared is not None and declared.isdecimal() and size != int(declared):
                 raise InvalidArgumentError(f"The upload ended after {size} of {declared} bytes")
             await anyio.to_thread.run_sync(repo.put_file, rel, tmp)
         finally:

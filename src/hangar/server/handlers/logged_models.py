@@ -43,7 +43,7 @@ def search_logged_models(ctx):
     """Logged models of the experiments asked for that the caller may READ."""
     b = ctx.body
     wanted = str_list(b, "experiment_ids") or ["0"]
-    allowed = [e for e in wanted if e.isdigit() and ctx.access.check(pv.EXPERIMENT, str(int(e)), pv.READ)]
+    allowed = [e for e in wanted if e.isdecimal() and ctx.access.check(pv.EXPERIMENT, str(int(e)), pv.READ)]
     if not allowed:
         return {"logged_models": [], "next_page_token": None}
     found, token = ctx.tracking.search_logged_models(

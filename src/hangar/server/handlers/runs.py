@@ -114,7 +114,7 @@ def search_runs(ctx):
     """Runs of the experiments asked for that the caller may READ (the others are left out)."""
     b = ctx.body
     wanted = str_list(b, "experiment_ids") or ["0"]
-    allowed = [e for e in wanted if e.isdigit() and ctx.access.check(pv.EXPERIMENT, str(int(e)), pv.READ)]
+    allowed = [e for e in wanted if e.isdecimal() and ctx.access.check(pv.EXPERIMENT, str(int(e)), pv.READ)]
     if not allowed:
         return {"runs": [], "next_page_token": None}
     runs, token = ctx.tracking.search_runs(allowed, str_field(b, "filter", False), str_field(b, "view", False) or "active",
