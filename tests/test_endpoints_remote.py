@@ -5,10 +5,8 @@ serve`` / ``hangar serve --auth`` whose callers' tokens are checked by the serve
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,7 +15,9 @@ import yaml
 from server_fixtures import start_hub
 from test_endpoints_serving import _free_port
 from test_endpoints_serving import _wait_for as _until
+from test_serving import wait_ready
 
+from hangar.demo_serve import stop
 from hangar.errors import NotFoundError, PermissionDeniedError
 from hangar.governance import grants
 from hangar.remote import ServerClient
@@ -198,23 +198,8 @@ def _start(env, log: Path, *args) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "hangar.cli.main", *args, "--port", str(port)], env=env,
                             stdout=open(log, "w"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(log.read_text())
-        try:
-            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    pytest.fail(log.read_text())
-
-
-def _stop(proc) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    wait_ready(base, proc, log.read_text, 90)
+    return proc, base
 
 
 @pytest.mark.slow
@@ -261,7 +246,7 @@ def test_an_endpoint_served_through_the_server_checks_callers_there_and_follows_
                                   headers={"authorization": f"Bearer {alice}"}).status_code in (401, 403, 404),
                what="the deletion")
     finally:
-        _stop(proc)
+        stop(proc, 60)
     text = log.read_text()
     assert "Traceback" not in text and alice not in text and bob not in text and deployer not in text
     denial = _audit(hub, action="QUERY_ENDPOINT")[0]
@@ -288,7 +273,7 @@ def test_hangar_serve_auth_through_the_server_needs_execute(hub, tmp_path):
         denied = httpx.post(f"{base}/invocations", json=body, headers={"authorization": f"Bearer {bob}"})
         assert denied.status_code == 403
     finally:
-        _stop(proc)
+        stop(proc, 60)
     assert _audit(hub, action="QUERY_REGISTERED_MODEL")[0]["actor"] == "bob"
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from test_serving import wait_ready
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
@@ -128,17 +129,8 @@ def _serve(env, tmp_path, name: str, config: dict, extra_env=None, auth: bool = 
 
 
 def _wait_ready(served: Served, timeout: float = 90) -> Served:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if served.proc.poll() is not None:
-            pytest.fail(served.log.read_text())
-        try:
-            if httpx.get(f"{served.base}/ready", timeout=1).status_code == 200:
-                return served
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    served.proc.kill()
-    pytest.fail(served.log.read_text())
+    wait_ready(served.base, served.proc, served.log.read_text, timeout)
+    return served
 
 
 def _metric(served: Served, name: str) -> float:

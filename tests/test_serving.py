@@ -275,17 +275,17 @@ def test_openai_client_embeddings(embed_url):
 # -- the command -------------------------------------------------------------------------------
 
 def wait_ready(url: str, proc, output, seconds: float = 30) -> None:
-    """Until ``hangar serve`` at ``url`` answers /ready; ``output()`` is its log, shown if it exits."""
-    deadline = time.monotonic() + seconds
-    while True:
-        assert proc.poll() is None, output()
-        assert time.monotonic() < deadline, "hangar serve did not become ready"
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
+    """Until ``hangar serve`` at ``url`` answers /ready (the demo's wait); else the test fails with ``output()``,
+    its log, and the process is killed."""
+    from hangar.demo_serve import wait_ready as until_ready
+    from hangar.errors import HangarError
+
+    try:
+        until_ready(proc, url, seconds)
+    except HangarError as exc:
+        if proc.poll() is None:
+            proc.kill()
+        pytest.fail(f"{exc.message}\n{output()}")
 
 
 @pytest.mark.parametrize("workers", [1, 2])

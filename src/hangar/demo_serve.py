@@ -22,7 +22,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_ready(proc: subprocess.Popen, url: str, timeout: float) -> None:
+def wait_ready(proc: subprocess.Popen, url: str, timeout: float) -> None:
+    """Until the server at ``url`` answers /ready; HangarError if it exits first or takes longer than ``timeout``."""
     import httpx
 
     from hangar.errors import HangarError
@@ -62,7 +63,7 @@ def serve_and_ask(settings: Settings, max_tokens: int, console, timings: list) -
     proc = subprocess.Popen([sys.executable, "-m", "hangar.cli.main", "serve", MODEL_URI, "--port", str(port),
                              "--log-level", "warning"], env=env)
     try:
-        _wait_ready(proc, url, timeout=180)
+        wait_ready(proc, url, timeout=180)
         timings.append((f"hangar serve {MODEL_URI}: spawn to /ready", time.perf_counter() - started))
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused")
         t = time.perf_counter()

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from hangar.config import Settings
-from hangar.demo_serve import _free_port, _wait_ready, stop
+from hangar.demo_serve import _free_port, stop, wait_ready
 
 MODEL = "main.default.assistant"
 MODEL_URI = f"models:/{MODEL}@champion"
@@ -127,7 +127,7 @@ def govern_and_load(settings: Settings, max_tokens: int, console, timings: list,
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
     admin = None
     try:
-        _wait_ready(proc, url, timeout=60)
+        wait_ready(proc, url, timeout=60)
         timings.append(("hangar server (auth on): spawn to /ready", time.perf_counter() - started))
         admin = ServerClient(url, _admin_token(settings.home, log))
         token = _set_up_analyst(admin)
