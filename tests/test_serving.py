@@ -31,14 +31,21 @@ class TextLength(hp.PythonModel):
 
 
 @contextlib.contextmanager
-def running(app):
-    """The app under uvicorn in a background thread on a free loopback port (as openai_server does)."""
+def running(app, servers: list | None = None):
+    """The app under uvicorn in a background thread on a free loopback port, with the protocol
+    ``hangar serve`` uses (its lane for ``POST /invocations``); the uvicorn server is appended to
+    ``servers`` when given."""
     import uvicorn
+
+    from hangar.serving.server import http_protocol
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", log_config=None, timeout_graceful_shutdown=1)
+    config = uvicorn.Config(app, lifespan="off", log_level="warning", log_config=None, timeout_graceful_shutdown=1,
+                            http=http_protocol(), access_log=False)
     server = uvicorn.Server(config)
+    if servers is not None:
+        servers.append(server)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -121,34 +121,102 @@ class ServingApp:
         try:
             started = batcher.arrive()
             try:
-                content_type = declared = None
+                declared = None
                 for name, value in scope["headers"]:
-                    if name == b"content-type":
-                        content_type = value.decode("latin-1")
-                    elif name == b"content-length":
+                    if name == b"content-length":
                         declared = value
                 request = await _receive_body(receive, declared, state.max_body_bytes)
-                inv = scoring.parse_request(request, content_type, state.model.input_mode)
-                answer = batcher.submit(inv, started)
+                answer = self._queue(scope["headers"], request, started)
             except BaseException:
                 batcher.depart()
                 raise
             answer = await answer
             status, headers = 200, [*_JSON_HEADERS, (b"content-length", str(len(answer)).encode())]
-        except HangarError as exc:
-            log_failure("POST", "/invocations", exc)
-            response = error_response(exc, metrics)
-            status, headers, answer = response.status_code, response.raw_headers, response.body
         except _ClientDisconnected:
             status, headers, answer = 499, [], b""  # as nginx counts a client that left before its answer
         except Exception as exc:
-            log.exception("POST /invocations failed", exc_info=exc)
-            response = error_response(HangarError("Internal server error"), metrics)
-            status, headers, answer = response.status_code, response.raw_headers, response.body
+            status, headers, answer = self.failure(exc, with_length=True)
         finally:
             metrics.in_flight_count -= 1
             metrics.observe("/invocations", "POST", status, time.perf_counter() - start)
         return status, headers, answer, request
+
+    def _queue(self, headers: list, request: bytes, started: float, waiter=None):
+        """Parse the body and queue it for the model (``batcher.submit``); the caller has arrived."""
+        content_type = None
+        for name, value in headers:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+                break
+        inv = scoring.parse_request(request, content_type, self._hangar.model.input_mode)
+        return self.batcher.submit(inv, started, waiter)
+
+    def failure(self, exc: BaseException, with_length: bool = False) -> tuple[int, list, bytes]:
+        """``(status, headers, body)`` of a failed ``/invocations`` request, logged and counted."""
+        if isinstance(exc, HangarError):
+            log_failure("POST", "/invocations", exc)
+        else:
+            log.exception("POST /invocations failed", exc_info=exc)
+            exc = HangarError("Internal server error")
+        response = error_response(exc, self.metrics)
+        headers = response.raw_headers if with_length else [h for h in response.raw_headers
+                                                             if h[0] != b"content-length"]
+        return response.status_code, headers, response.body
+
+    # -- the lane (``hangar.serving.protocol``): no ASGI task, cycle or future per request ------------
+
+    @property
+    def lane_limit(self) -> int:
+        return self._hangar.max_body_bytes
+
+    def lane_route(self, method: str, path: str) -> bool:
+        return method == "POST" and path == "/invocations"
+
+    def lane_answer(self, exchange) -> None:
+        self.answer_later(exchange.headers, bytes(exchange.body), exchange.reply)
+
+    def answer_later(self, headers: list, request: bytes, finish) -> None:
+        """One ``POST /invocations`` whose body is complete (within the limit): queued for the model;
+        ``finish(status, headers, body)`` (headers without content-length) is called once, in the
+        event loop's thread, when the answer is known (on the batcher's callback, not in a task)."""
+        self.metrics.in_flight_count += 1
+        waiter = _LaneWaiter(self, finish)
+        batcher = self.batcher
+        started = batcher.arrive()
+        try:
+            self._queue(headers, request, started, waiter)
+        except BaseException as exc:
+            batcher.depart()
+            waiter.set_exception(exc)
+
+
+class _LaneWaiter:
+    """What the batcher answers for a lane request, in place of a future: the answer goes straight
+    to ``finish``, with the metrics a request counts."""
+
+    __slots__ = ("app", "finish", "start")
+
+    def __init__(self, app: ServingApp, finish):
+        self.app, self.finish, self.start = app, finish, time.perf_counter()
+
+    def done(self) -> bool:
+        return self.finish is None
+
+    def set_result(self, answer: bytes) -> None:
+        self._end(200, _JSON_HEADERS, answer)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._end(*self.app.failure(exc))
+
+    def _end(self, status: int, headers: list, body: bytes) -> None:
+        finish, self.finish = self.finish, None
+        metrics = self.app.metrics
+        metrics.in_flight_count -= 1
+        metrics.observe("/invocations", "POST", status, time.perf_counter() - self.start)
+        try:
+            finish(status, headers, body)
+        except Exception:  # the batcher goes on answering the rest of the batch
+            log.exception("Answering POST /invocations failed")
 
 
 read_body = read_limited_body

@@ -174,16 +174,19 @@ class Batcher:
         if self._waiting and self._arriving == 0 and self._expected == 0:
             self._dispatch_now()
 
-    def submit(self, inv: Invocation, started: float) -> asyncio.Future:
+    def submit(self, inv: Invocation, started: float, waiter=None) -> asyncio.Future:
         """A future for the response body; ``started`` is what ``arrive`` returned. Raises
-        ServerOverloadedError (the caller then calls ``depart``) when the queue is full."""
+        ServerOverloadedError (the caller then calls ``depart``) when the queue is full.
+
+        ``waiter``: instead of a new future, an object with a future's ``done``, ``set_result``
+        and ``set_exception``, told the answer directly in the loop thread (no task awaits it)."""
         loop = self._loop or self._bind()
         if self._held >= self.max_queue:
             raise ServerOverloadedError(
                 f"The server is at capacity ({self.max_queue} requests queued or running); retry later"
             )
         self._arriving -= 1
-        item = _Item(inv, loop.create_future(), started + self.timeout_s)
+        item = _Item(inv, waiter or loop.create_future(), started + self.timeout_s)
         self._queue.append(item)
         self._held += 1
         self._deadlines.append(item)

@@ -112,7 +112,11 @@ def _json_error(status: int, code: str, message: str, headers: list | None = Non
 
 
 def _header(scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
+    return _header_in(scope["headers"], name)
+
+
+def _header_in(headers: list, name: bytes) -> str | None:
+    for key, value in headers:
         if key == name:
             return value.decode("latin-1")
     return None
@@ -363,7 +367,7 @@ class EndpointApp:
                                       [(b"retry-after", retry_after_header(wait).encode())])
             await send(start)
             await send({"type": "http.response.body", "body": body})
-            self._record(routing.table, scope, request_id or self._next_id(), None, started, 429, b"", body,
+            self._record(routing.table, scope["path"], request_id or self._next_id(), None, started, 429, b"", body,
                          "application/json", cancelled=False, error_code="RATE_LIMITED", caller=caller)
             return
         slot = routing.slots[routing.split.choose(request_id)]
@@ -418,7 +422,8 @@ class EndpointApp:
         finally:
             if not state["done"] and state["status"] == 500 and state["cancelled"]:
                 state["status"] = 499
-            self._record(routing.table, scope, request_id, (slot, served), started, state["status"], b"".join(captured_in),
+            self._record(routing.table, scope["path"], request_id, (slot, served), started, state["status"],
+                         b"".join(captured_in),
                          b"".join(captured_out), state["content_type"], cancelled=state["cancelled"] and not state["done"],
                          caller=caller)
 
@@ -436,10 +441,49 @@ class EndpointApp:
             cancelled = not sent
             if cancelled:
                 status = 499  # the client left before its whole answer was sent
-            self._record(table, scope, request_id, (slot, served), started, status, request[:_CAPTURE_BYTES],
+            self._record(table, scope["path"], request_id, (slot, served), started, status, request[:_CAPTURE_BYTES],
                          body[:_CAPTURE_BYTES], "application/json", cancelled=cancelled, caller=caller)
 
-    def _record(self, table, scope, request_id, chosen, started, status, request: bytes, response: bytes,
+    # -- the lane (``hangar.serving.protocol``): no ASGI task, cycle or future per request ------------
+
+    @property
+    def lane_limit(self) -> int | None:
+        """The largest body the lane takes now: the smallest limit of the served entities (None once
+        the endpoint is deleted: its answers come from the ASGI path)."""
+        routing = self.routing
+        if routing.deleted or not routing.slots:
+            return None
+        return min(slot.current.app.lane_limit for slot in routing.slots)
+
+    def lane_route(self, method: str, path: str) -> bool:
+        """``POST /invocations`` when no caller needs checking first (no auth, no rate limit): those
+        take the ASGI path, whose checks may wait on the server or Redis."""
+        routing = self.routing
+        return (method == "POST" and path == "/invocations" and self.authorizer is None and routing.limiter is None
+                and not routing.deleted)
+
+    def lane_answer(self, exchange) -> None:
+        """``_invocation`` for a lane request: the entity's app answers through its batcher's callback,
+        and the answer is sent and recorded there."""
+        started = time.perf_counter()
+        routing = self.routing
+        request_id = _header_in(exchange.headers, b"x-request-id")
+        slot = routing.slots[routing.split.choose(request_id)]
+        served = slot.current
+        request_id = request_id or self._next_id()
+        extra = [(b"x-hangar-served-by", served.version.encode()), (b"x-request-id", request_id.encode())]
+        request = bytes(exchange.body)
+
+        def finish(status: int, headers: list, body: bytes) -> None:
+            exchange.reply(status, [*headers, *extra], body)
+            cancelled = exchange.disconnected
+            self._record(routing.table, "/invocations", request_id, (slot, served), started,
+                         499 if cancelled else status, request[:_CAPTURE_BYTES], body[:_CAPTURE_BYTES],
+                         "application/json", cancelled=cancelled)
+
+        served.app.answer_later(exchange.headers, request, finish)
+
+    def _record(self, table, route: str, request_id, chosen, started, status, request: bytes, response: bytes,
                 content_type: str, *, cancelled: bool, error_code: str | None = None, caller: str | None = None) -> None:
         if table is None:
             return
@@ -455,5 +499,5 @@ class EndpointApp:
                           model_version=served.version if served else None,
                           latency_ms=(time.perf_counter() - started) * 1000, status_code=status,
                           error_code=error_code, cancelled=cancelled, prompt_tokens=prompt_tokens,
-                          completion_tokens=completion_tokens, route=scope["path"], request=request,
+                          completion_tokens=completion_tokens, route=route, request=request,
                           response=response)

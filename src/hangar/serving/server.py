@@ -28,13 +28,13 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def http_protocol():
-    """uvicorn's httptools protocol writing each response in one piece (``hangar.web_transport``);
-    uvicorn's own choice where httptools is missing."""
+    """uvicorn's httptools protocol with ``POST /invocations`` on a lane and each response written in
+    one piece (``hangar.serving.protocol``); uvicorn's own choice where httptools is missing."""
     try:
-        from hangar.web_transport import CoalescingHttpToolsProtocol
+        from hangar.serving.protocol import ServingHttpProtocol
     except ImportError:
         return "auto"
-    return CoalescingHttpToolsProtocol
+    return ServingHttpProtocol
 
 
 def _exit_zero(signum, frame):
