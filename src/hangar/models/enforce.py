@@ -200,8 +200,9 @@ def _frame(arrays: list, names: tuple, rows: int):
 def _block_frame():
     """``build(arrays, columns, index)`` from pandas' internal block and manager constructors,
     skipping the integrity checks ``create_dataframe_from_blocks`` repeats for arrays that are
-    right by construction. The frame owns the arrays (no copy): callers pass fresh ones. None unless it gives, on this pandas, exactly what the public
-    constructor gives (checked once, on a frame of every plain dtype)."""
+    right by construction. The frame owns the arrays (no copy): callers pass fresh ones. None
+    unless it gives, on this pandas, exactly what the public constructor gives (checked once, on
+    a frame of every plain dtype)."""
     try:
         import numpy as np
         import pandas as pd
