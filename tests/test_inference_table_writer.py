@@ -108,3 +108,54 @@ def test_the_in_process_target_takes_the_same_rows(tmp_path):
     (row,) = _rows(tmp_path)
     assert row["request"] == "\ufffd\ufffd" and json.loads(row["response"]) == {"k": 1}
     assert [p.name.startswith("part-test-") for p in (tmp_path / "inf").iterdir()] == [True]
+
+
+def test_a_busy_table_writes_row_groups_into_one_file_per_flush_interval(tmp_path):
+    table = InferenceTable(ParquetProcessTarget(str(tmp_path / "inf")), flush_rows=100, flush_seconds=60)
+    for i in range(1000):
+        _record(table, i)
+        if i % 100 == 99:
+            time.sleep(0.03)  # the writer thread takes what arrived every 10 ms
+    deadline = time.monotonic() + 10
+    while not list((tmp_path / "inf").glob(".*.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the row groups go into an open, hidden file...
+    assert not list((tmp_path / "inf").glob("*.parquet")), "...and nothing is published before the interval"
+    table.close()
+    (path,) = (tmp_path / "inf").glob("*.parquet")
+    assert pq.ParquetFile(path).metadata.num_row_groups >= 5 and pq.ParquetFile(path).metadata.num_rows == 1000
+    assert table.written == 1000 and table.failed_writes == 0 and not list((tmp_path / "inf").glob(".*"))
+
+
+def test_the_interval_publishes_what_is_open_and_a_dead_writer_loses_only_its_unpublished_rows(tmp_path):
+    table = InferenceTable(ParquetProcessTarget(str(tmp_path / "inf")), flush_rows=10, flush_seconds=0.3)
+    for i in range(30):
+        _record(table, i)
+    deadline = time.monotonic() + 10
+    while table.written < 30 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert table.written == 30 and len(_rows(tmp_path)) == 30
+    table.flush_seconds = 60  # the next rows go into row groups of a file that is never published...
+    time.sleep(0.35)
+    for i in range(30, 60):
+        _record(table, i)
+    while table.target.staged < 30 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    while table.target.ungrouped and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the child writes the row group
+    table.target._proc.kill()  # ...because its writer dies
+    table.target._proc.wait()
+    table.close()
+    assert table.written == 30 and table.failed_writes == 30 and len(_rows(tmp_path)) == 30
+
+
+def test_a_failed_row_group_is_reported_at_the_flush_and_the_writer_goes_on(tmp_path, monkeypatch):
+    target = ParquetTarget(str(tmp_path / "inf"), prefix="part-test")
+    target.stage([("a", *([None] * 14))])
+    target.write_group()
+    target.stage([("b", *([None] * 14))])
+    assert target.staged == 2 and target.ungrouped == 1
+    target.discard()  # what the child does when a row group fails
+    assert target.staged == 0 and not list((tmp_path / "inf").iterdir()), "the broken file is removed"
+    target.stage([("c", *([None] * 14))])
+    assert target.flush() == 1 and [r["request_id"] for r in _rows(tmp_path)] == ["c"]

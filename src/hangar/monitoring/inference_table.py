@@ -1,9 +1,9 @@
 """The inference table: every request and response an endpoint served, written off the hot path.
 
 Requests put a record on a bounded in-memory queue (``record`` never blocks and never raises); a
-writer thread drains it in batches to Parquet files (one file per flush, named so that several
-workers can write the same folder; the Arrow conversion runs in a child process, see
-``parquet_writer``) or to a SQL table. ``close`` drains what is queued and
+writer thread drains it in batches to Parquet files (one file per ``flush_seconds``, a row group
+per ``flush_rows``, named so that several workers can write the same folder; the Arrow
+conversion runs in a child process, see ``parquet_writer``) or to a SQL table. ``close`` drains what is queued and
 flushes, so a graceful shutdown loses nothing. When the queue is full (the writer cannot keep
 up) a record is dropped and counted in ``dropped`` rather than letting memory grow without
 bound; ``/metrics`` exports the count.
@@ -75,8 +75,11 @@ def _columns(rows: list[tuple]) -> list[list]:
 
 
 class ParquetTarget:
-    """Rows become Arrow record batches as they arrive (``stage``); ``flush`` writes them as one
-    Parquet file, atomically. A serving process runs this in a child process (``parquet_writer``)."""
+    """Rows become Arrow record batches as they arrive (``stage``); ``write_group`` appends them to
+    the open file as one row group; ``flush`` closes the file and publishes it (an atomic rename
+    from a hidden name, which readers skip), so each file holds every row group written since the
+    last flush, however busy the endpoint. A serving process runs this in a child process
+    (``parquet_writer``)."""
 
     def __init__(self, folder: str, prefix: str | None = None):
         self.folder = Path(folder)
@@ -84,7 +87,15 @@ class ParquetTarget:
         self._prefix = prefix or f"part-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._seq = 0
         self._batches: list = []
-        self.staged = 0
+        self.ungrouped = 0  # rows staged, not yet in a row group
+        self._writer = None
+        self._tmp: Path | None = None
+        self._in_file = 0  # rows in the open file's row groups
+
+    @property
+    def staged(self) -> int:
+        """Rows not yet published."""
+        return self.ungrouped + self._in_file
 
     def stage(self, rows: list[tuple]) -> None:
         import pyarrow as pa
@@ -93,25 +104,44 @@ class ParquetTarget:
         arrays = [(_body_array(col) if field.name in _BODIES else pa.array(col, type=field.type))
                   for col, field in zip(zip(*rows), schema)]
         self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
-        self.staged += len(rows)
+        self.ungrouped += len(rows)
 
-    def flush(self) -> int:
+    def write_group(self) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         if not self._batches:
+            return
+        if self._writer is None:
+            self._seq += 1
+            self._tmp = self.folder / f".{self._prefix}-{self._seq:06d}.parquet.tmp"
+            self._writer = pq.ParquetWriter(self._tmp, _schema())
+        batches, self._batches = self._batches, []
+        self._writer.write_table(pa.Table.from_batches(batches))
+        self._in_file += self.ungrouped
+        self.ungrouped = 0
+
+    def flush(self) -> int:
+        """Publish every row staged so far; returns how many."""
+        self.write_group()
+        if self._writer is None:
             return 0
-        batches, self._batches, written, self.staged = self._batches, [], self.staged, 0
-        self._seq += 1
-        final = self.folder / f"{self._prefix}-{self._seq:06d}.parquet"
-        tmp = self.folder / f".{final.name}.tmp"
-        pq.write_table(pa.Table.from_batches(batches), tmp)
-        os.replace(tmp, final)
+        writer, tmp, written = self._writer, self._tmp, self._in_file
+        self._writer, self._tmp, self._in_file = None, None, 0
+        writer.close()
+        os.replace(tmp, tmp.with_name(tmp.name[1:].removesuffix(".tmp")))
         return written
 
     def discard(self) -> None:
-        """Drop what is staged (after a failed flush: those rows are counted as lost)."""
-        self._batches, self.staged = [], 0
+        """Drop what is staged and the unpublished file (after a failure: those rows are counted as lost)."""
+        writer, tmp = self._writer, self._tmp
+        self._batches, self.ungrouped, self._in_file, self._writer, self._tmp = [], 0, 0, None, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - a broken file is removed either way
+                log.debug("Closing a failed inference-table file failed", exc_info=True)
+            tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
         pass
@@ -170,8 +200,10 @@ class _WriteAtFlush:
 class InferenceTable:
     """``record`` appends a tuple to a bounded deque (no lock, no conversion). A writer thread
     wakes every ``_POLL_S`` and stages what arrived (a few hundred rows converted at a time, so
-    a request never waits long behind it), then writes once ``flush_rows`` are staged or
-    ``flush_seconds`` have passed."""
+    a request never waits long behind it). Every ``flush_seconds`` (and on close) what is staged
+    becomes visible: one Parquet file, or one SQL insert. In between, each ``flush_rows`` staged
+    rows become a row group of the open Parquet file (a SQL table gets its insert at once), so a
+    busy endpoint makes bigger files, not more of them."""
 
     def __init__(self, target, *, queue_size: int = 10_000, flush_rows: int = 1_000, flush_seconds: float = 2.0):
         self.target = target if hasattr(target, "stage") else _WriteAtFlush(target)
@@ -210,15 +242,19 @@ class InferenceTable:
         """Every ``_POLL_S``: stage what arrived (small conversions); write once ``flush_rows`` are
         staged, ``flush_seconds`` have passed, or the table is closing."""
         deadline = time.monotonic() + self.flush_seconds
+        target = self.target
+        grouped = hasattr(target, "write_group")  # Parquet: a row group per flush_rows, a file per flush_seconds
         while True:
             stopping = self._stop.wait(_POLL_S)
             now = time.monotonic()
             if self._rows:
                 rows = self._take()
-                self._guard(self.target.stage, rows, len(rows))
-            if self.target.staged and (stopping or self.target.staged >= self.flush_rows or now >= deadline):
-                self.written += self._guard(self.target.flush, None, self.target.staged) or 0
+                self._guard(target.stage, rows, len(rows))
+            if target.staged and (stopping or now >= deadline or (not grouped and target.staged >= self.flush_rows)):
+                self.written += self._guard(target.flush, None, target.staged) or 0
                 deadline = now + self.flush_seconds
+            elif grouped and target.ungrouped >= self.flush_rows:
+                self._guard(target.write_group, None, target.staged)
             elif now >= deadline:
                 deadline = now + self.flush_seconds
             if stopping:

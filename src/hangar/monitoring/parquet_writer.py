@@ -6,8 +6,9 @@ wait 5–17 ms for the GIL, several times a second, whatever the switch interval
 under load the thread fell so far behind that most rows were dropped. Pure-C calls that hold the
 GIL briefly (``marshal.dumps``, a pipe write) cost the loop nothing measurable. So the serving
 process only marshals each batch of rows and writes it down a pipe; the child converts them to
-Arrow and writes one Parquet file per flush (``inference_table.ParquetTarget``), answering each
-flush with the number of rows it wrote, so ``written`` and ``failed`` stay exact. The batches are
+Arrow, appends a row group to its open Parquet file when told to, and publishes the file at each
+flush (``inference_table.ParquetTarget``), answering each flush with the number of rows it
+published, so ``written`` and ``failed`` stay exact. The batches are
 small (the writer thread hands over what arrived every 10 ms): where the child shares a CPU with
 the event loop, as in a one-core benchmark, its work then comes in slices of a few hundred
 microseconds instead of stalls of milliseconds.
@@ -17,8 +18,9 @@ drains) and exits at the end of its input, writing what it still holds: a server
 loses only what it had not yet handed over. If the child dies, the rows it held are counted as
 lost and the next batch starts a new one.
 
-Frames on the child's stdin: 4-byte big-endian length, then ``marshal`` of ``("rows", [tuple, ...])``
-or ``("flush",)``. One line on its stdout per flush: ``ok WRITTEN`` or ``error WRITTEN LOST message``.
+Frames on the child's stdin: 4-byte big-endian length, then ``marshal`` of ``("rows", [tuple, ...])``,
+``("group",)`` or ``("flush",)``. One line on its stdout per flush: ``ok WRITTEN`` or
+``error WRITTEN LOST message`` (a failed row group is reported there too).
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ class ParquetProcessTarget:
     def __init__(self, folder: str):
         Path(folder).mkdir(parents=True, exist_ok=True)  # a bad folder fails here, when the endpoint starts
         self.folder = str(Path(folder).resolve())
-        self.staged = 0  # rows handed to the child since its last flush
+        self.staged = 0  # rows handed to the child since its last flush (not yet published)
+        self.ungrouped = 0  # ... of which not yet in a row group
         self._lost = 0  # rows a child that died held, not yet reported
         self._proc: subprocess.Popen | None = None
 
@@ -69,7 +72,7 @@ class ParquetProcessTarget:
             return proc
         if proc is not None:
             log.error("The inference table's Parquet writer exited (code %s); starting another", proc.returncode)
-            self._lost, self.staged = self._lost + self.staged, 0  # what it held is gone: reported at the flush
+            self._lost, self.staged, self.ungrouped = self._lost + self.staged, 0, 0  # reported at the flush
             self._stop(proc)
         import hangar
 
@@ -86,7 +89,7 @@ class ParquetProcessTarget:
             proc.stdin.write(_HEADER.pack(len(payload)) + payload)
             proc.stdin.flush()
         except OSError as exc:
-            lost, self.staged, self._lost = self._lost + self.staged + rows, 0, 0
+            lost, self.staged, self.ungrouped, self._lost = self._lost + self.staged + rows, 0, 0, 0
             self._stop(proc)
             self._proc = None
             raise RowsLost(f"the Parquet writer process is gone ({exc})", lost) from None
@@ -94,13 +97,19 @@ class ParquetProcessTarget:
     def stage(self, rows: list[tuple]) -> None:
         self._send(_marshal(rows), len(rows))
         self.staged += len(rows)
+        self.ungrouped += len(rows)
+
+    def write_group(self) -> None:
+        if self.ungrouped:
+            self._send(marshal.dumps(("group",)), 0)
+            self.ungrouped = 0
 
     def flush(self) -> int:
         written, problem = 0, "the Parquet writer process died holding them"
         if self.staged:
             self._send(marshal.dumps(("flush",)), 0)
             line = self._proc.stdout.readline().decode("utf-8", "replace").strip()
-            held, self.staged = self.staged, 0
+            held, self.staged, self.ungrouped = self.staged, 0, 0
             kind, _, rest = line.partition(" ")
             if kind == "ok":
                 written = int(rest)
@@ -163,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
                 target.stage(message[1])
             except Exception as exc:  # noqa: BLE001 - reported at the next flush, the child goes on
                 failed, error = failed + len(message[1]), f"{type(exc).__name__}: {exc}"
+        elif message[0] == "group":
+            try:
+                target.write_group()
+            except Exception as exc:  # noqa: BLE001 - the open file is dropped, its rows reported at the flush
+                failed, error = failed + target.staged, f"{type(exc).__name__}: {exc}"
+                target.discard()
         elif message[0] == "flush":
             try:
                 written = target.flush()
