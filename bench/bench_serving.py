@@ -408,7 +408,7 @@ def bench_load(args, servers: dict[str, Server], result: dict) -> None:
                 entry["answer"] = check_answer(server, port)
                 if args.warmup > 0:
                     w = run_wrk(port, max(args.concurrency), args.warmup, args.client_cpu, args.wrk_timeout)
-                    entry["warmup"] = {"rps": w["rps"], "error_count": w["error_count"]}
+                    entry["warmup"] = {"rps": w["rps"], "error_count": w["error_count"], "requests": w.get("requests")}
                 for c in args.concurrency:
                     print(f"   wrk c={c} {args.duration:g}s ...", end="", file=sys.stderr, flush=True)
                     r = run_wrk(port, c, args.duration, args.client_cpu, args.wrk_timeout)
@@ -420,8 +420,27 @@ def bench_load(args, servers: dict[str, Server], result: dict) -> None:
             finally:
                 stop(proc)
                 entry["log_tail"] = tail(log, 1500)
+            if name == "hangar" and not args.no_inference_table:
+                entry["inference_table"] = table_check(server.log_dir.parent / f"inference-table-{port}-w{workers}",
+                                                       entry)
             load[key] = entry
     result["load"] = load
+
+
+def table_check(folder: Path, entry: dict) -> dict:
+    """Rows the inference table holds once the server has stopped (it drains on SIGTERM), against
+    the answers wrk counted: at least as many (wrk stops counting at its deadline, while requests
+    still in flight on its connections are answered and recorded)."""
+    import pyarrow.dataset as ds
+
+    rows = ds.dataset(str(folder), format="parquet").count_rows() if folder.is_dir() else 0
+    counted = 1 + (entry.get("warmup", {}).get("requests") or 0) + sum(
+        r.get("requests") or 0 for r in entry["by_concurrency"].values())
+    files = len(list(folder.glob("*.parquet"))) if folder.is_dir() else 0
+    check = {"rows": rows, "answers_counted_by_wrk": counted, "files": files, "complete": rows >= counted}
+    print(f"   inference table: {rows} rows in {files} file(s) for {counted} answers counted by wrk"
+          f"{'' if check['complete'] else '  ROWS MISSING'}", file=sys.stderr)
+    return check
 
 
 def bench_ready(args, servers: dict[str, Server], result: dict) -> None:
@@ -532,6 +551,11 @@ def print_report(args, result: dict) -> None:
             if "reference" in names and "mlflow" in names:
                 row += "  " + rat(pts["reference"], pts["mlflow"])
             print(row)
+    for key, e in load.items():
+        t = e.get("inference_table")
+        if t:
+            print(f"\n{key} inference table: {t['rows']} rows in {t['files']} Parquet file(s) for "
+                  f"{t['answers_counted_by_wrk']} answers counted by wrk: {'complete' if t['complete'] else 'ROWS MISSING'}")
     errs = [(k, c, r["errors"]) for k, e in load.items() for c, r in e["by_concurrency"].items() if r["error_count"]]
     if errs:
         print("\n! = wrk counted errors:")
