@@ -225,3 +225,32 @@ def test_many_connections_at_once_all_get_their_own_answers(slow_pkg):
         for t in threads:
             t.join(30)
         assert results == {i: b'{"predictions":[%d]}' % i for i in range(1, 17)}
+
+
+def test_a_lone_connection_to_a_quick_model_is_answered_at_once_and_two_share_the_queue(slow_pkg, monkeypatch):
+    from hangar.serving.batching import Batcher
+
+    submitted = []
+    original = Batcher.submit
+
+    def submit(self, inv, started, waiter=None):
+        submitted.append(inv.rows)
+        return original(self, inv, started, waiter)
+
+    monkeypatch.setattr(Batcher, "submit", submit)
+    with running(_app(slow_pkg)) as url, _connect(url) as sock:
+        for _ in range(300):  # the model proves quick (a moving average over ≈ 64 calls)
+            sock.sendall(_post("abc"))
+            _read(sock, 1)
+        submitted.clear()
+        for _ in range(20):
+            sock.sendall(_post("abcd"))
+            assert _read(sock, 1)[0].endswith(b'{"predictions":[4]}')
+        assert submitted == [], "one connection: answered in the request's own turn, not queued"
+        with _connect(url) as other:
+            time.sleep(0.05)  # (the server has accepted it)
+            sock.sendall(_post("ab"))
+            assert _read(sock, 1)[0].endswith(b'{"predictions":[2]}')
+            assert submitted == [1], "two connections: queued, so requests that come together share a batch"
+            other.sendall(_post("sleep"))
+            assert _read(other, 1)[0].endswith(b'{"predictions":[5]}')

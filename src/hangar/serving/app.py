@@ -126,7 +126,7 @@ class ServingApp:
                     if name == b"content-length":
                         declared = value
                 request = await _receive_body(receive, declared, state.max_body_bytes)
-                answer = self._queue(scope["headers"], request, started)
+                answer = batcher.submit(self._parse(scope["headers"], request), started)
             except BaseException:
                 batcher.depart()
                 raise
@@ -141,15 +141,13 @@ class ServingApp:
             metrics.observe("/invocations", "POST", status, time.perf_counter() - start)
         return status, headers, answer, request
 
-    def _queue(self, headers: list, request: bytes, started: float, waiter=None):
-        """Parse the body and queue it for the model (``batcher.submit``); the caller has arrived."""
+    def _parse(self, headers: list, request: bytes):
         content_type = None
         for name, value in headers:
             if name == b"content-type":
                 content_type = value.decode("latin-1")
                 break
-        inv = scoring.parse_request(request, content_type, self._hangar.model.input_mode)
-        return self.batcher.submit(inv, started, waiter)
+        return scoring.parse_request(request, content_type, self._hangar.model.input_mode)
 
     def failure(self, exc: BaseException, with_length: bool = False) -> tuple[int, list, bytes]:
         """``(status, headers, body)`` of a failed ``/invocations`` request, logged and counted."""
@@ -172,22 +170,34 @@ class ServingApp:
     def lane_route(self, method: str, path: str) -> bool:
         return method == "POST" and path == "/invocations"
 
-    def lane_answer(self, exchange) -> None:
-        self.answer_later(exchange.headers, bytes(exchange.body), exchange.reply)
+    def lane_answer(self, exchange, alone: bool = False) -> None:
+        self.answer_later(exchange.headers, bytes(exchange.body), exchange.reply, alone)
 
-    def answer_later(self, headers: list, request: bytes, finish) -> None:
+    def answer_later(self, headers: list, request: bytes, finish, alone: bool = False) -> None:
         """One ``POST /invocations`` whose body is complete (within the limit): queued for the model;
         ``finish(status, headers, body)`` (headers without content-length) is called once, in the
-        event loop's thread, when the answer is known (on the batcher's callback, not in a task)."""
+        event loop's thread, when the answer is known (on the batcher's callback, not in a task).
+        ``alone``: no other request can arrive in this turn of the loop (the server has one
+        connection), so a quick model may answer at once (``Batcher.run_now``), before this returns."""
         self.metrics.in_flight_count += 1
         waiter = _LaneWaiter(self, finish)
         batcher = self.batcher
         started = batcher.arrive()
         try:
-            self._queue(headers, request, started, waiter)
+            inv = self._parse(headers, request)
+            answer = batcher.run_now(inv) if alone else None
+            if answer is None:
+                batcher.submit(inv, started, waiter)
+                return
+            batcher.depart()
         except BaseException as exc:
             batcher.depart()
             waiter.set_exception(exc)
+            return
+        if isinstance(answer, BaseException):
+            waiter.set_exception(answer)
+        else:
+            waiter.set_result(answer)
 
 
 class _LaneWaiter:

@@ -206,18 +206,42 @@ class Batcher:
         return (len(self._queue) == 1 and not self._running and not self._arriving and not self._expected
                 and self._quick >= INLINE_QUICK_IN_A_ROW and self._slow_rate < INLINE_SLOW_RATE)
 
-    def _run_inline(self, batch: list[_Item]) -> None:
+    def run_now(self, inv: Invocation):
+        """The answer (a body or a HangarError) to ``inv`` computed right now, in the caller's thread,
+        when nothing could share its batch or must go first: nothing queued, running, arriving or
+        expected, the model quick (as for an inline call) and the caller sure that no other request
+        is coming in the same turn (its connection is the only one). Else None: ``submit`` it. The
+        caller has arrived (``arrive``) and departs after an answer."""
+        if (self._queue or self._running or self._arriving > 1 or self._expected or self._quick < INLINE_QUICK_IN_A_ROW
+                or self._slow_rate >= INLINE_SLOW_RATE):
+            return None
+        answers = self._score_here([inv])
+        if isinstance(answers, Exception):
+            log.error("Scoring a request failed", exc_info=answers)
+            return ModelExecutionError(f"{type(answers).__name__}: {answers}")
+        if self._on_batch is not None:
+            self._on_batch(1, inv.rows)
+        return answers[0]
+
+    def _score_here(self, invs: list[Invocation]):
+        """Score on the event loop's thread, timed, with no running loop visible to the model (as in a
+        model thread, so a model that calls ``asyncio.run`` works either way); the scorer's own
+        failure is returned, not raised."""
         running = asyncio._get_running_loop()
-        asyncio._set_running_loop(None)  # the model sees what it sees in a model thread
+        asyncio._set_running_loop(None)
         try:
             start = _clock()
             try:
-                answers = self._score([item.inv for item in batch])
-            except Exception as exc:  # the scorer itself broke: _finished fails the batch
+                answers = self._score(invs)
+            except Exception as exc:
                 answers = exc
             self._timed(start)
         finally:
             asyncio._set_running_loop(running)
+        return answers
+
+    def _run_inline(self, batch: list[_Item]) -> None:
+        answers = self._score_here([item.inv for item in batch])  # the scorer breaking: _finished fails the batch
         done = self._loop.create_future()
         if isinstance(answers, Exception):
             done.set_exception(answers)

@@ -462,7 +462,7 @@ class EndpointApp:
         return (method == "POST" and path == "/invocations" and self.authorizer is None and routing.limiter is None
                 and not routing.deleted)
 
-    def lane_answer(self, exchange) -> None:
+    def lane_answer(self, exchange, alone: bool = False) -> None:
         """``_invocation`` for a lane request: the entity's app answers through its batcher's callback,
         and the answer is sent and recorded there."""
         started = time.perf_counter()
@@ -481,7 +481,7 @@ class EndpointApp:
                          499 if cancelled else status, request[:_CAPTURE_BYTES], body[:_CAPTURE_BYTES],
                          "application/json", cancelled=cancelled)
 
-        served.app.answer_later(exchange.headers, request, finish)
+        served.app.answer_later(exchange.headers, request, finish, alone)
 
     def _record(self, table, route: str, request_id, chosen, started, status, request: bytes, response: bytes,
                 content_type: str, *, cancelled: bool, error_code: str | None = None, caller: str | None = None) -> None:

@@ -36,4 +36,6 @@ class ServingHttpProtocol(LaneHttpToolsProtocol):
         return self.lane.lane_route(method, path)
 
     def lane_answer(self, exchange: Exchange) -> None:
-        self.lane.lane_answer(exchange)
+        # one open connection: no other request can come in this turn, so a quick model may answer
+        # at once instead of a turn later (when requests that came together would share its batch)
+        self.lane.lane_answer(exchange, alone=len(self.connections) == 1)
