@@ -193,6 +193,11 @@ def test_endpoint_lane_answers_carry_the_version_and_reach_the_inference_table(s
                              b"Content-Type: application/json\r\nContent-Length: 3\r\n\r\n{x}")
                 (bad,) = _read(sock, 1)
                 assert bad.startswith(b"HTTP/1.1 400 ") and b"x-request-id: lane-3\r\n" in bad
+                sock.sendall(_post("abc", b"X-Request-Id: " + b"x" * 300 + b"\r\n") + _post("abc", "X-Request-Id: é\r\n"
+                                                                                              .encode()))
+                made = [a.split(b"x-request-id: ")[1].split(b"\r\n")[0].decode() for a in _read(sock, 2)]
+                assert all(0 < len(m) <= 64 and m.isascii() and "x" * 65 not in m for m in made), \
+                    "an id that is not plain (too long, not ASCII) is not echoed or stored: a new one is made"
             gone = _connect(url)
             gone.sendall(_post("sleep", b"X-Request-Id: lane-4\r\n"))
             time.sleep(0.1)
@@ -206,6 +211,7 @@ def test_endpoint_lane_answers_carry_the_version_and_reach_the_inference_table(s
     assert rows["lane-2"]["status_code"] == 200 and rows["lane-2"]["request"].startswith('{"dataframe_split"')
     assert rows["lane-3"]["status_code"] == 400 and rows["lane-3"]["error_code"] == "MALFORMED_REQUEST"
     assert rows["lane-4"]["status_code"] == 499 and rows["lane-4"]["cancelled"] is True
+    assert all(m in rows for m in made)
 
 
 def test_many_connections_at_once_all_get_their_own_answers(slow_pkg):

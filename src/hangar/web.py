@@ -60,6 +60,14 @@ def from_http_exception(request, exc) -> HangarError:
 _REQUEST_ID_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
 
 
+def plain_request_id(value: bytes | None) -> str | None:
+    """``value`` as text when it is a plain request id (1 to 64 letters, digits, ``. _ : -``), else None:
+    safe to echo in a header, log and store (a SQL inference table keeps 64 characters)."""
+    if value and len(value) <= 64 and _REQUEST_ID_CHARS.issuperset(value):
+        return value.decode()
+    return None
+
+
 def request_id_from(raw_headers) -> str:
     """The caller's ``X-Request-Id`` when it is a plain token (at most 64 letters, digits, ``. _ : -``), so that
     a serving process or proxy can follow one request into the server's audit log; else a new random id."""
@@ -67,7 +75,8 @@ def request_id_from(raw_headers) -> str:
 
     for name, value in raw_headers:
         if name.lower() == b"x-request-id":
-            if 0 < len(value) <= 64 and _REQUEST_ID_CHARS.issuperset(value):
-                return value.decode()
+            plain = plain_request_id(value)
+            if plain is not None:
+                return plain
             break
     return secrets.token_hex(16)  # (as random as uuid4().hex, and cheaper)

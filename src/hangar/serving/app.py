@@ -1,7 +1,8 @@
 """The ASGI app: routes wired to the pure core in ``scoring`` and ``openai_compat``.
 
-``POST /invocations`` takes a lean path (raw ASGI: no Starlette request, response or routing per
-request) into the model queue of ``batching``; every other route goes through Starlette. Model
+``POST /invocations`` takes a lean path into the model queue of ``batching``: on the HTTP
+protocol's lane (``protocol``: no ASGI at all) when the request is plain, else as raw ASGI (no
+Starlette request, response or routing per request); every other route goes through Starlette. Model
 code runs in worker threads so the event loop never blocks; errors become JSON
 ``{"error_code", "message"}`` here and nowhere else.
 """
@@ -190,7 +191,7 @@ class ServingApp:
                 batcher.submit(inv, started, waiter)
                 return
             batcher.depart()
-        except BaseException as exc:
+        except Exception as exc:  # a bad body, a full queue: answered as the ASGI path answers them
             batcher.depart()
             waiter.set_exception(exc)
             return

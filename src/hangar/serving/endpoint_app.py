@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hangar.errors import HangarError
+from hangar.web import plain_request_id
 
 log = logging.getLogger("hangar.serving")
 
@@ -112,14 +113,19 @@ def _json_error(status: int, code: str, message: str, headers: list | None = Non
 
 
 def _header(scope, name: bytes) -> str | None:
-    return _header_in(scope["headers"], name)
-
-
-def _header_in(headers: list, name: bytes) -> str | None:
-    for key, value in headers:
+    for key, value in scope["headers"]:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def _request_id(headers: list) -> tuple[bytes | None, str | None]:
+    """The caller's ``X-Request-Id`` as sent (it picks the entity) and as echoed and recorded: the
+    same when it is plain (see ``hangar.web.plain_request_id``), else None (a new id is made)."""
+    for key, value in headers:
+        if key == b"x-request-id":
+            return value, plain_request_id(value)
+    return None, None
 
 
 def _usage(body: bytes, content_type: str) -> tuple[int | None, int | None]:
@@ -329,6 +335,10 @@ class EndpointApp:
                     "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
+    def _deleted_body(self) -> bytes:
+        return json.dumps({"error_code": "ENDPOINT_NOT_FOUND", "message": f"Endpoint {self.name!r} was deleted; this "
+                           "server no longer serves it (it serves it again if the endpoint is created anew)"}).encode()
+
     async def _rate_limited(self, limiter, scope, caller: str | None) -> float | None:
         if limiter is None:
             return None
@@ -350,11 +360,11 @@ class EndpointApp:
     async def _serve(self, scope, receive, send, caller: str | None = None) -> None:
         started = time.perf_counter()
         routing = self.routing  # one read: this request sees one config revision throughout
-        request_id = _header(scope, b"x-request-id")
+        sent_id, request_id = _request_id(scope["headers"])
         if routing.deleted:
-            start, body = _json_error(404, "ENDPOINT_NOT_FOUND", f"Endpoint {self.name!r} was deleted; this server "
-                                      "no longer serves it (it serves it again if the endpoint is created anew)")
-            await send(start)
+            body = self._deleted_body()
+            await send({"type": "http.response.start", "status": 404, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
             return
         wait = await self._rate_limited(routing.limiter, scope, caller)
@@ -370,7 +380,7 @@ class EndpointApp:
             self._record(routing.table, scope["path"], request_id or self._next_id(), None, started, 429, b"", body,
                          "application/json", cancelled=False, error_code="RATE_LIMITED", caller=caller)
             return
-        slot = routing.slots[routing.split.choose(request_id)]
+        slot = routing.slots[routing.split.choose(sent_id)]
         served = slot.current
         request_id = request_id or self._next_id()
         extra = [(b"x-hangar-served-by", served.version.encode()), (b"x-request-id", request_id.encode())]
@@ -467,8 +477,11 @@ class EndpointApp:
         and the answer is sent and recorded there."""
         started = time.perf_counter()
         routing = self.routing
-        request_id = _header_in(exchange.headers, b"x-request-id")
-        slot = routing.slots[routing.split.choose(request_id)]
+        if routing.deleted:  # (deleted while its body arrived)
+            exchange.reply(404, [(b"content-type", b"application/json")], self._deleted_body())
+            return
+        sent_id, request_id = _request_id(exchange.headers)
+        slot = routing.slots[routing.split.choose(sent_id)]
         served = slot.current
         request_id = request_id or self._next_id()
         extra = [(b"x-hangar-served-by", served.version.encode()), (b"x-request-id", request_id.encode())]

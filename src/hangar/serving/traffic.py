@@ -25,12 +25,13 @@ class TrafficSplit:
         self._bounds[-1] = 1.0
         self._random = random.Random()
 
-    def choose(self, request_id: str | None = None) -> int:
-        """The index of the entity that serves this request."""
+    def choose(self, request_id: str | bytes | None = None) -> int:
+        """The index of the entity that serves this request (``request_id`` as text, or the header's bytes)."""
         if len(self._bounds) == 1:
             return 0
         if request_id:
-            digest = hashlib.blake2b(request_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+            data = request_id if isinstance(request_id, bytes) else request_id.encode("utf-8", "surrogatepass")
+            digest = hashlib.blake2b(data, digest_size=8).digest()
             point = int.from_bytes(digest, "big") / 2**64
         else:
             point = self._random.random()
