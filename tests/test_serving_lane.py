@@ -260,3 +260,34 @@ def test_a_lone_connection_to_a_quick_model_is_answered_at_once_and_two_share_th
             assert submitted == [1], "two connections: queued, so requests that come together share a batch"
             other.sendall(_post("sleep"))
             assert _read(other, 1)[0].endswith(b'{"predictions":[5]}')
+
+
+def test_a_worker_local_rate_limit_is_counted_on_the_lane(slow_pkg, tmp_path, monkeypatch):
+    from hangar.serving.endpoint_app import EndpointApp
+    from hangar.serving.endpoint_config import parse_endpoint_config
+    from hangar.serving.endpoint_runtime import EndpointRuntime
+
+    asgi = []
+    original = EndpointApp._serve
+
+    async def counting(self, scope, *args, **kwargs):
+        asgi.append(scope["path"])
+        return await original(self, scope, *args, **kwargs)
+
+    monkeypatch.setattr(EndpointApp, "_serve", counting)
+    config = parse_endpoint_config({"served_entities": [{"model": str(slow_pkg)}], "limits": {"rate_per_minute": 3},
+                                    "inference_table": {"parquet": str(tmp_path / "table")}})
+    app = EndpointRuntime("limited", config, record_lineage=False).build()
+    try:
+        with running(app) as url, _connect(url) as sock:
+            answers = []
+            for i in range(5):
+                sock.sendall(_post("abc", b"X-Request-Id: rl-%d\r\n" % i))
+                answers.append(_read(sock, 1)[0])
+    finally:
+        app.close()
+    assert [a[9:12] for a in answers] == [b"200"] * 3 + [b"429"] * 2 and asgi == []
+    assert b"retry-after: " in answers[3] and b'"error_code": "RATE_LIMITED"' in answers[3]
+    rows = {r["request_id"]: r for r in pq.read_table(tmp_path / "table").to_pylist()}
+    assert [rows[f"rl-{i}"]["status_code"] for i in range(5)] == [200, 200, 200, 429, 429]
+    assert rows["rl-4"]["error_code"] == "RATE_LIMITED"

@@ -335,6 +335,19 @@ class EndpointApp:
                     "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
+    def _limited(self, routing, route: str, request_id: str | None, started: float, wait: float,
+                 caller: str | None) -> tuple[dict, bytes]:
+        """A rate-limited request's 429, counted and recorded: ``(response start, body)``."""
+        from hangar.serving.rate_limit import retry_after_header
+
+        self.metrics.rate_limited.inc()
+        start, body = _json_error(429, "RATE_LIMITED", "Too many requests from this caller; retry after the "
+                                  "number of seconds in Retry-After",
+                                  [(b"retry-after", retry_after_header(wait).encode())])
+        self._record(routing.table, route, request_id or self._next_id(), None, started, 429, b"", body,
+                     "application/json", cancelled=False, error_code="RATE_LIMITED", caller=caller)
+        return start, body
+
     def _deleted_body(self) -> bytes:
         return json.dumps({"error_code": "ENDPOINT_NOT_FOUND", "message": f"Endpoint {self.name!r} was deleted; this "
                            "server no longer serves it (it serves it again if the endpoint is created anew)"}).encode()
@@ -369,16 +382,9 @@ class EndpointApp:
             return
         wait = await self._rate_limited(routing.limiter, scope, caller)
         if wait is not None:
-            from hangar.serving.rate_limit import retry_after_header
-
-            self.metrics.rate_limited.inc()
-            start, body = _json_error(429, "RATE_LIMITED", "Too many requests from this caller; retry after the "
-                                      "number of seconds in Retry-After",
-                                      [(b"retry-after", retry_after_header(wait).encode())])
+            start, body = self._limited(routing, scope["path"], request_id, started, wait, caller)
             await send(start)
             await send({"type": "http.response.body", "body": body})
-            self._record(routing.table, scope["path"], request_id or self._next_id(), None, started, 429, b"", body,
-                         "application/json", cancelled=False, error_code="RATE_LIMITED", caller=caller)
             return
         slot = routing.slots[routing.split.choose(sent_id)]
         served = slot.current
@@ -466,11 +472,13 @@ class EndpointApp:
         return min(slot.current.app.lane_limit for slot in routing.slots)
 
     def lane_route(self, method: str, path: str) -> bool:
-        """``POST /invocations`` when no caller needs checking first (no auth, no rate limit): those
-        take the ASGI path, whose checks may wait on the server or Redis."""
+        """``POST /invocations`` unless a caller must be checked by waiting on something (auth asks the
+        server, a shared rate limit asks Redis): those take the ASGI path. A rate limit kept in this
+        worker is counted on the lane."""
         routing = self.routing
-        return (method == "POST" and path == "/invocations" and self.authorizer is None and routing.limiter is None
-                and not routing.deleted)
+        limiter = routing.limiter
+        return (method == "POST" and path == "/invocations" and self.authorizer is None and not routing.deleted
+                and (limiter is None or hasattr(limiter, "acquire_now")))
 
     def lane_answer(self, exchange, alone: bool = False) -> None:
         """``_invocation`` for a lane request: the entity's app answers through its batcher's callback,
@@ -481,6 +489,14 @@ class EndpointApp:
             exchange.reply(404, [(b"content-type", b"application/json")], self._deleted_body())
             return
         sent_id, request_id = _request_id(exchange.headers)
+        limiter = routing.limiter
+        if limiter is not None and hasattr(limiter, "acquire_now"):  # (a shared one set meanwhile: let it pass)
+            client = exchange.protocol.client
+            allowed, wait = limiter.acquire_now(client[0] if client else "unknown")
+            if not allowed:
+                start, body = self._limited(routing, "/invocations", request_id, started, wait, None)
+                exchange.reply(429, [h for h in start["headers"] if h[0] != b"content-length"], body)
+                return
         slot = routing.slots[routing.split.choose(sent_id)]
         served = slot.current
         request_id = request_id or self._next_id()
