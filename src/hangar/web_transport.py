@@ -167,7 +167,7 @@ class LaneHttpToolsProtocol(CoalescingHttpToolsProtocol):
 
     def lane_answer(self, exchange: Exchange) -> None:
         """Answer ``exchange`` (its body is complete), now or later, with ``exchange.reply``; an
-        exception raised here closes the connection."""
+        exception raised here is logged and answered with a JSON 500, and the connection closed."""
         raise NotImplementedError
 
     def _take(self) -> Exchange | None:

@@ -3,8 +3,8 @@
 Requests put a record on a bounded in-memory queue (``record`` never blocks and never raises); a
 writer thread drains it in batches to Parquet files (one file per ``flush_seconds``, a row group
 per ``flush_rows``, named so that several workers can write the same folder; the Arrow
-conversion runs in a child process, see ``parquet_writer``) or to a SQL table. ``close`` drains what is queued and
-flushes, so a graceful shutdown loses nothing. When the queue is full (the writer cannot keep
+conversion runs in a child process, see ``parquet_writer``) or to a SQL table. ``close`` drains
+what is queued and flushes, so a graceful shutdown loses nothing. When the queue is full (the writer cannot keep
 up) a record is dropped and counted in ``dropped`` rather than letting memory grow without
 bound; ``/metrics`` exports the count.
 
@@ -239,8 +239,9 @@ class InferenceTable:
         return rows
 
     def _drain(self) -> None:
-        """Every ``_POLL_S``: stage what arrived (small conversions); write once ``flush_rows`` are
-        staged, ``flush_seconds`` have passed, or the table is closing."""
+        """Every ``_POLL_S``: stage what arrived (small conversions); publish what is staged once
+        ``flush_seconds`` have passed or the table is closing; in between, write a row group (a
+        Parquet target) or publish (a SQL table) once ``flush_rows`` are staged."""
         deadline = time.monotonic() + self.flush_seconds
         target = self.target
         grouped = hasattr(target, "write_group")  # Parquet: a row group per flush_rows, a file per flush_seconds

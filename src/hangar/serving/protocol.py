@@ -5,8 +5,9 @@
 model as soon as its body is complete, and the batcher's callback writes the answer, so a request
 costs no asyncio task, no request/response cycle, no future and no ASGI messages (at one connection
 these were as much as the whole reference app's request). The app decides per request whether it
-takes the lane (``lane_route``): an endpoint that checks its callers first (auth, rate limits) does
-that on the ASGI path. With uvicorn's access log on, or a concurrency limit, there is no lane.
+takes the lane (``lane_route``): an endpoint whose caller checks wait on something (auth asks the
+Hangar server, a shared rate limit asks Redis) does them on the ASGI path. With uvicorn's access
+log on, or a concurrency limit, there is no lane.
 """
 
 from __future__ import annotations
