@@ -507,6 +507,14 @@ def run_notes(args, result: dict) -> list[str]:
                          "installed; no target is judged on 2 workers.")
     notes.append("Each server runs at its own default log level (MLflow writes an access-log line per request to a "
                  "file; Hangar's access log is off unless --access-log, and the reference's is off).")
+    load = result.get("load", {})
+    for c in args.concurrency:
+        ref = (load.get("reference/w1") or {}).get("by_concurrency", {}).get(str(c))
+        mlf = (load.get("mlflow/w1") or {}).get("by_concurrency", {}).get(str(c))
+        if ref and mlf and ref["rps"] < TARGET_RPS_VS_MLFLOW * mlf["rps"]:
+            notes.append(f"At c={c} the bare reference itself (a JSON parse; no model, DataFrame, metrics or inference "
+                         f"table) answers only {ref['rps'] / mlf['rps']:.1f}x MLflow's requests on this machine: the "
+                         f"{TARGET_RPS_VS_MLFLOW:g}x target asks Hangar, which also runs the model, to outrun it.")
     return notes
 
 
