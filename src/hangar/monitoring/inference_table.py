@@ -167,7 +167,12 @@ class SqlTarget:
         md.create_all(self.engine)
 
     def write(self, rows: list[tuple]) -> None:
-        records = [dict(zip(COLUMNS, values)) for values in zip(*_columns(rows))]
+        columns = _columns(rows)
+        for i, column in enumerate(self.table.columns):
+            width = getattr(column.type, "length", None)
+            if width:  # a value longer than its column (a caller's path, say) would fail the whole insert
+                columns[i] = [v[:width] if isinstance(v, str) and len(v) > width else v for v in columns[i]]
+        records = [dict(zip(COLUMNS, values)) for values in zip(*columns)]
         with self.engine.begin() as conn:
             conn.execute(self.table.insert(), records)
 
