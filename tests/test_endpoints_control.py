@@ -246,15 +246,18 @@ def test_inference_table_sql(pg_uri):
     table = InferenceTable(SqlTarget(f"{pg_uri}#inference_log"), flush_rows=10, flush_seconds=0.05)
     for i in range(25):
         table.record(request_id=f"r{i}", status_code=200 if i else 429, cancelled=i == 3,
-                     route="/" + "x" * 5000 if i == 7 else "/invocations")  # a caller's path longer than the column
+                     route="/" + "x" * 5000 if i == 7 else "/invocations",  # a caller's path longer than the column
+                     request=b'{"a\x00": 1}' if i == 8 else b"{}")  # a NUL byte, which PostgreSQL refuses in text
     table.close()
     engine = sa.create_engine(pg_uri)
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT request_id, status_code, cancelled FROM inference_log")).all()
         long_route = conn.execute(sa.text("SELECT route FROM inference_log WHERE request_id = 'r7'")).scalar_one()
+        nul = conn.execute(sa.text("SELECT request FROM inference_log WHERE request_id = 'r8'")).scalar_one()
     engine.dispose()
     assert len(rows) == 25 and ("r0", 429, False) in rows and ("r3", 200, True) in rows
     assert table.failed_writes == 0 and long_route == "/" + "x" * 63, "cut to the column, not a failed insert"
+    assert nul == '{"a\ufffd": 1}'
 
 
 def test_alias_watcher_switches_and_survives_a_failed_load():

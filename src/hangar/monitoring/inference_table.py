@@ -147,6 +147,16 @@ class ParquetTarget:
         pass
 
 
+def _storable(value, width: int | None):
+    """Text any SQL database takes: cut to the column's width (a caller's long path as the route), NUL
+    characters (which PostgreSQL refuses in text; a body may hold them) replaced."""
+    if not isinstance(value, str):
+        return value
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    return value[:width] if width and len(value) > width else value
+
+
 class SqlTarget:
     def __init__(self, url_and_table: str):
         from sqlalchemy import BigInteger, Boolean, Column, Float, Integer, MetaData, String, Table, Text, create_engine
@@ -169,9 +179,8 @@ class SqlTarget:
     def write(self, rows: list[tuple]) -> None:
         columns = _columns(rows)
         for i, column in enumerate(self.table.columns):
-            width = getattr(column.type, "length", None)
-            if width:  # a value longer than its column (a caller's path, say) would fail the whole insert
-                columns[i] = [v[:width] if isinstance(v, str) and len(v) > width else v for v in columns[i]]
+            if column.type.python_type is str:  # one value a database refuses would fail the whole insert:
+                columns[i] = [_storable(v, column.type.length) for v in columns[i]]
         records = [dict(zip(COLUMNS, values)) for values in zip(*columns)]
         with self.engine.begin() as conn:
             conn.execute(self.table.insert(), records)
