@@ -291,3 +291,14 @@ def test_a_worker_local_rate_limit_is_counted_on_the_lane(slow_pkg, tmp_path, mo
     rows = {r["request_id"]: r for r in pq.read_table(tmp_path / "table").to_pylist()}
     assert [rows[f"rl-{i}"]["status_code"] for i in range(5)] == [200, 200, 200, 429, 429]
     assert rows["rl-4"]["error_code"] == "RATE_LIMITED"
+
+
+def test_token_counts_that_are_not_integers_are_left_out_of_the_table_row():
+    from hangar.serving.endpoint_app import _usage
+
+    assert _usage(b'{"usage": {"prompt_tokens": 3, "completion_tokens": 4}}', "application/json") == (3, 4)
+    assert _usage(b'{"usage": {"prompt_tokens": "3", "completion_tokens": 1e30}}', "application/json") == (None, None)
+    assert _usage(b'{"usage": {"prompt_tokens": true, "completion_tokens": 99999999999999999999}}',
+                  "application/json") == (None, None)
+    sse = b'data: {"x": 1}\n\ndata: {"usage": {"prompt_tokens": 2, "completion_tokens": [1]}}\n\ndata: [DONE]\n\n'
+    assert _usage(sse, "text/event-stream") == (2, None)

@@ -129,20 +129,26 @@ def _request_id(headers: list) -> tuple[bytes | None, str | None]:
 
 
 def _usage(body: bytes, content_type: str) -> tuple[int | None, int | None]:
-    """Token counts from an OpenAI-shaped JSON answer or the usage event of an SSE stream."""
+    """Token counts from an OpenAI-shaped JSON answer or the usage event of an SSE stream (counts
+    that are not 64-bit integers, which a model may well send, are left out: one such value would
+    fail the table's whole batch)."""
     try:
         if content_type.startswith("text/event-stream"):
             for line in reversed(body.split(b"\n")):
                 if line.startswith(b"data: {") and b'"usage"' in line:
                     usage = json.loads(line[6:]).get("usage") or {}
-                    return usage.get("prompt_tokens"), usage.get("completion_tokens")
+                    return _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
             return None, None
         if b'"usage"' not in body:
             return None, None
         usage = json.loads(body).get("usage") or {}
-        return usage.get("prompt_tokens"), usage.get("completion_tokens")
+        return _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
     except (ValueError, AttributeError):
         return None, None
+
+
+def _count(value) -> int | None:
+    return value if type(value) is int and -(2**63) <= value < 2**63 else None
 
 
 class EndpointMetrics:
