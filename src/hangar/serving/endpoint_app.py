@@ -528,6 +528,8 @@ class EndpointApp:
                 error_code = json.loads(response).get("error_code")
             except (ValueError, AttributeError):
                 error_code = None
+            if not isinstance(error_code, str):
+                error_code = None
         slot, served = chosen if chosen is not None else (None, None)
         table.record(request_id=request_id, endpoint=self.name, caller=caller,
                           served_entity=slot.entity.name if slot else None,
