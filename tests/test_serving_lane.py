@@ -302,3 +302,45 @@ def test_token_counts_that_are_not_integers_are_left_out_of_the_table_row():
                   "application/json") == (None, None)
     sse = b'data: {"x": 1}\n\ndata: {"usage": {"prompt_tokens": 2, "completion_tokens": [1]}}\n\ndata: [DONE]\n\n'
     assert _usage(sse, "text/event-stream") == (2, None)
+
+
+def test_a_caller_with_a_fresh_allowed_decision_takes_the_lane_and_the_rest_are_checked_first(slow_pkg, tmp_path,
+                                                                                            monkeypatch):
+    from hangar.serving.auth import ServingAuthorizer
+    from hangar.serving.endpoint_app import EndpointApp
+    from hangar.serving.endpoint_config import parse_endpoint_config
+    from hangar.serving.endpoint_runtime import EndpointRuntime
+
+    asgi, decided = [], []
+    original = EndpointApp.__call__
+
+    async def counting(self, scope, receive, send):
+        if scope["type"] == "http":
+            asgi.append(dict(scope["headers"]).get(b"authorization"))
+        return await original(self, scope, receive, send)
+
+    def decide(token, request_id):
+        decided.append(token)
+        return {"good": ("alice", True), "denied": ("bob", False)}.get(token, (None, False))
+
+    monkeypatch.setattr(EndpointApp, "__call__", counting)
+    config = parse_endpoint_config({"served_entities": [{"model": str(slow_pkg)}], "limits": {"rate_per_minute": 4},
+                                    "inference_table": {"parquet": str(tmp_path / "table")}})
+    app = EndpointRuntime("guarded", config, record_lineage=False).build()
+    app.authorizer = ServingAuthorizer(None, "endpoint", "guarded", "QUERY", decider=decide)
+    statuses = {}
+    try:
+        with running(app) as url, _connect(url) as sock:
+            for i, token in enumerate([b"good", b"good", b"good", b"denied", b"denied", b"nope", b"good", b"good"]):
+                sock.sendall(_post("abc", b"Authorization: Bearer " + token + b"\r\nX-Request-Id: a-%d\r\n" % i))
+                statuses[i] = int(_read(sock, 1)[0][9:12])
+            sock.sendall(_post("abc"))  # no token
+            statuses["none"] = int(_read(sock, 1)[0][9:12])
+    finally:
+        app.close()
+    assert statuses == {0: 200, 1: 200, 2: 200, 3: 403, 4: 403, 5: 401, 6: 200, 7: 429, "none": 401}
+    assert decided == ["good", "denied", "denied", "nope"], "an allowed decision is cached; a refusal is not"
+    assert asgi == [b"Bearer good", b"Bearer denied", b"Bearer denied", b"Bearer nope", None], \
+        "after its first request the allowed caller takes the lane"
+    rows = {r["request_id"]: r for r in pq.read_table(tmp_path / "table").to_pylist()}
+    assert rows["a-1"]["caller"] == "alice" and rows["a-7"]["status_code"] == 429 and rows["a-7"]["caller"] == "alice"

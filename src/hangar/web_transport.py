@@ -161,8 +161,9 @@ class LaneHttpToolsProtocol(CoalescingHttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.lane_exchange: Exchange | None = None  # the lane request whose body is arriving
 
-    def lane_route(self, method: str, path: str):
-        """What the lane needs to answer ``method path`` (truthy), or None: uvicorn's path serves it."""
+    def lane_route(self, method: str, path: str, headers: list):
+        """What the lane needs to answer ``method path`` with these raw headers (truthy), or None:
+        uvicorn's path serves it."""
         return None
 
     def lane_answer(self, exchange: Exchange) -> None:
@@ -198,7 +199,7 @@ class LaneHttpToolsProtocol(CoalescingHttpToolsProtocol):
         if "%" in path:
             path = urllib.parse.unquote(path)
         method = method.decode("ascii")
-        route = self.lane_route(method, path)
+        route = self.lane_route(method, path, self.headers)
         if not route:
             return None
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()

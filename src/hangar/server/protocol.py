@@ -34,7 +34,7 @@ class HangarHttpProtocol(LaneHttpToolsProtocol):
         self.lane = _lane_of(self.app) if self.limit_concurrency is None else None
         self.lane_limit = self.lane.limit if self.lane is not None else None
 
-    def lane_route(self, method: str, path: str):
+    def lane_route(self, method: str, path: str, headers: list):
         return self.lane.hot_route(method, path)
 
     def lane_answer(self, exchange: Exchange) -> None:

@@ -168,7 +168,7 @@ class ServingApp:
     def lane_limit(self) -> int:
         return self._hangar.max_body_bytes
 
-    def lane_route(self, method: str, path: str) -> bool:
+    def lane_route(self, method: str, path: str, headers: list) -> bool:
         return method == "POST" and path == "/invocations"
 
     def lane_answer(self, exchange, alone: bool = False) -> None:

@@ -10,7 +10,8 @@ caller's token is forwarded to ``…/query-access`` and the server authenticates
 privilege and audits a denial, exactly as for its own routes.
 
 Decisions are cached per token for ``ttl_s`` seconds (default 5): a request then costs one
-SHA-256 and a dict lookup, not a database query or a call to the server. A revoked token or a
+SHA-256 and a dict lookup, not a database query or a call to the server (and an allowed caller's
+request can take the serving lane, ``allowed_now``). A revoked token or a
 removed grant takes effect within that time. A token that fails to authenticate is remembered
 as bad for the same time, and after ``failure_limit`` bad tokens in a minute a client address
 gets 429 (so guessing costs neither the store nor the server more lookups, and through a server
@@ -136,6 +137,21 @@ class ServingAuthorizer:
         if not decision.allowed:
             raise PermissionDeniedError(f"{decision.caller} lacks {self.privilege} on {self.securable_type} "
                                         f"{self.securable}; ask its owner for a grant")
+        return decision.caller
+
+    def allowed_now(self, authorization: str | None) -> str | None:
+        """The caller's name when a fresh cached decision already allows this ``Authorization`` value;
+        else None (no token, a malformed one, no decision or an expired one, a refusal): ``authorize``
+        decides, and answers the refusals."""
+        if authorization is None:
+            return None
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None
+        decision = self._cache.get(hashlib.sha256(token.encode()).hexdigest())
+        if decision is None or not decision.allowed or decision.expires <= self._clock():
+            return None
         return decision.caller
 
     def _decide(self, token: str, request_id: str | None) -> Decision:

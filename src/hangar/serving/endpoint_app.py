@@ -113,10 +113,21 @@ def _json_error(status: int, code: str, message: str, headers: list | None = Non
 
 
 def _header(scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
+    return _header_value(scope["headers"], name)
+
+
+def _header_value(headers: list, name: bytes) -> str | None:
+    for key, value in headers:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class _LaneCall:
+    """What ``EndpointApp.lane_route`` hands the lane: the caller, already allowed (None without auth)."""
+
+    caller: str | None
 
 
 def _request_id(headers: list) -> tuple[bytes | None, str | None]:
@@ -477,14 +488,20 @@ class EndpointApp:
             return None
         return min(slot.current.app.lane_limit for slot in routing.slots)
 
-    def lane_route(self, method: str, path: str) -> bool:
-        """``POST /invocations`` unless a caller must be checked by waiting on something (auth asks the
-        server, a shared rate limit asks Redis): those take the ASGI path. A rate limit kept in this
-        worker is counted on the lane."""
+    def lane_route(self, method: str, path: str, headers: list) -> _LaneCall | None:
+        """``POST /invocations`` unless checking its caller would wait on something: a token with no
+        fresh decision allowing it (the store or the server decides, and refusals are answered, on
+        the ASGI path) or a rate limit shared through Redis. A rate limit kept in this worker is
+        counted on the lane."""
         routing = self.routing
         limiter = routing.limiter
-        return (method == "POST" and path == "/invocations" and self.authorizer is None and not routing.deleted
-                and (limiter is None or hasattr(limiter, "acquire_now")))
+        if (method != "POST" or path != "/invocations" or routing.deleted
+                or (limiter is not None and not hasattr(limiter, "acquire_now"))):
+            return None
+        if self.authorizer is None:
+            return _LaneCall(None)
+        caller = self.authorizer.allowed_now(_header_value(headers, b"authorization"))
+        return None if caller is None else _LaneCall(caller)
 
     def lane_answer(self, exchange, alone: bool = False) -> None:
         """``_invocation`` for a lane request: the entity's app answers through its batcher's callback,
@@ -495,12 +512,13 @@ class EndpointApp:
             exchange.reply(404, [(b"content-type", b"application/json")], self._deleted_body())
             return
         sent_id, request_id = _request_id(exchange.headers)
+        caller = exchange.route.caller
         limiter = routing.limiter
         if limiter is not None and hasattr(limiter, "acquire_now"):  # (a shared one set meanwhile: let it pass)
             client = exchange.protocol.client
-            allowed, wait = limiter.acquire_now(client[0] if client else "unknown")
+            allowed, wait = limiter.acquire_now(f"principal:{caller}" if caller else client[0] if client else "unknown")
             if not allowed:
-                start, body = self._limited(routing, "/invocations", request_id, started, wait, None)
+                start, body = self._limited(routing, "/invocations", request_id, started, wait, caller)
                 exchange.reply(429, [h for h in start["headers"] if h[0] != b"content-length"], body)
                 return
         slot = routing.slots[routing.split.choose(sent_id)]
@@ -514,7 +532,7 @@ class EndpointApp:
             cancelled = exchange.disconnected
             self._record(routing.table, "/invocations", request_id, (slot, served), started,
                          499 if cancelled else status, request[:_CAPTURE_BYTES], body[:_CAPTURE_BYTES],
-                         "application/json", cancelled=cancelled)
+                         "application/json", cancelled=cancelled, caller=caller)
 
         served.app.answer_later(exchange.headers, request, finish, alone)
 

@@ -5,8 +5,8 @@
 model as soon as its body is complete, and the batcher's callback writes the answer, so a request
 costs no asyncio task, no request/response cycle, no future and no ASGI messages (at one connection
 these were as much as the whole reference app's request). The app decides per request whether it
-takes the lane (``lane_route``): an endpoint whose caller checks wait on something (auth asks the
-Hangar server, a shared rate limit asks Redis) does them on the ASGI path. With uvicorn's access
+takes the lane (``lane_route``): an endpoint whose caller checks would wait on something (a token
+with no fresh decision in the cache, a rate limit shared through Redis) does them on the ASGI path. With uvicorn's access
 log on, or a concurrency limit, there is no lane.
 """
 
@@ -33,8 +33,8 @@ class ServingHttpProtocol(LaneHttpToolsProtocol):
     def lane_limit(self) -> int | None:  # type: ignore[override]
         return None if self.lane is None else self.lane.lane_limit
 
-    def lane_route(self, method: str, path: str):
-        return self.lane.lane_route(method, path)
+    def lane_route(self, method: str, path: str, headers: list):
+        return self.lane.lane_route(method, path, headers)
 
     def lane_answer(self, exchange: Exchange) -> None:
         # one open connection: no other request can come in this turn, so a quick model may answer
