@@ -159,3 +159,40 @@ def test_a_failed_row_group_is_reported_at_the_flush_and_the_writer_goes_on(tmp_
     assert target.staged == 0 and not list((tmp_path / "inf").iterdir()), "the broken file is removed"
     target.stage([("c", *([None] * 14))])
     assert target.flush() == 1 and [r["request_id"] for r in _rows(tmp_path)] == ["c"]
+
+
+def test_a_trickle_of_rows_is_staged_together_and_a_burst_at_once():
+    from hangar.monitoring import inference_table as it
+
+    class Counting:
+        staged = ungrouped = 0
+
+        def __init__(self):
+            self.batches = []
+
+        def stage(self, rows):
+            self.batches.append((time.monotonic(), len(rows)))
+
+        def flush(self):
+            return 0
+
+        def close(self):
+            pass
+
+    target = Counting()
+    table = InferenceTable(target, flush_rows=10_000, flush_seconds=60)
+    start = time.monotonic()
+    for i in range(5):
+        _record(table, i)
+    deadline = start + 10
+    while not target.batches and time.monotonic() < deadline:
+        time.sleep(0.005)
+    (when, size), = target.batches
+    assert size == 5 and when - start >= it._STAGE_WAIT_S * 0.9, "a few rows wait to be staged together"
+    for i in range(it._STAGE_ROWS * 2):
+        _record(table, i)
+    while sum(n for _, n in target.batches) < 5 + it._STAGE_ROWS * 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    table.close()
+    sizes = [n for _, n in target.batches]
+    assert sum(sizes) == 5 + it._STAGE_ROWS * 2 and len(sizes) <= 3, f"a burst is staged in big batches: {sizes}"

@@ -29,6 +29,8 @@ log = logging.getLogger("hangar.monitoring")
 COLUMNS = ("request_id", "endpoint", "caller", "served_entity", "model_version", "timestamp_ms", "latency_ms", "status_code",
            "error_code", "cancelled", "prompt_tokens", "completion_tokens", "route", "request", "response")
 _POLL_S = 0.01  # small batches: see parquet_writer
+_STAGE_ROWS = 256  # ... but not tiny ones: each has a fixed cost (a wake-up, 15 Arrow arrays)
+_STAGE_WAIT_S = 0.05  # the longest a row waits to be staged while fewer than _STAGE_ROWS arrive
 
 
 def _schema():
@@ -213,11 +215,12 @@ class _WriteAtFlush:
 
 class InferenceTable:
     """``record`` appends a tuple to a bounded deque (no lock, no conversion). A writer thread
-    wakes every ``_POLL_S`` and stages what arrived (a few hundred rows converted at a time, so
-    a request never waits long behind it). Every ``flush_seconds`` (and on close) what is staged
-    becomes visible: one Parquet file, or one SQL insert. In between, each ``flush_rows`` staged
-    rows become a row group of the open Parquet file (a SQL table gets its insert at once), so a
-    busy endpoint makes bigger files, not more of them."""
+    wakes every ``_POLL_S`` and stages what arrived, a few hundred rows at a time (so that a
+    request never waits long behind their conversion, and the fixed cost of a batch is shared).
+    Every ``flush_seconds`` (and on close) what is staged becomes visible: one Parquet file, or
+    one SQL insert. In between, each ``flush_rows`` staged rows become a row group of the open
+    Parquet file (a SQL table gets its insert at once), so a busy endpoint makes bigger files,
+    not more of them."""
 
     def __init__(self, target, *, queue_size: int = 10_000, flush_rows: int = 1_000, flush_seconds: float = 2.0):
         self.target = target if hasattr(target, "stage") else _WriteAtFlush(target)
@@ -253,18 +256,25 @@ class InferenceTable:
         return rows
 
     def _drain(self) -> None:
-        """Every ``_POLL_S``: stage what arrived (small conversions); publish what is staged once
+        """Every ``_POLL_S``: stage what arrived once it is ``_STAGE_ROWS`` rows or has waited
+        ``_STAGE_WAIT_S`` (small conversions, but not tiny ones); publish what is staged once
         ``flush_seconds`` have passed or the table is closing; in between, write a row group (a
         Parquet target) or publish (a SQL table) once ``flush_rows`` are staged."""
         deadline = time.monotonic() + self.flush_seconds
         target = self.target
         grouped = hasattr(target, "write_group")  # Parquet: a row group per flush_rows, a file per flush_seconds
+        waiting_since = None  # when rows began to wait to be staged
         while True:
             stopping = self._stop.wait(_POLL_S)
             now = time.monotonic()
             if self._rows:
-                rows = self._take()
-                self._guard(target.stage, rows, len(rows))
+                if waiting_since is None:
+                    waiting_since = now
+                if (len(self._rows) >= _STAGE_ROWS or now - waiting_since >= _STAGE_WAIT_S or stopping
+                        or now >= deadline):
+                    waiting_since = None
+                    rows = self._take()
+                    self._guard(target.stage, rows, len(rows))
             if target.staged and (stopping or now >= deadline or (not grouped and target.staged >= self.flush_rows)):
                 self.written += self._guard(target.flush, None, target.staged) or 0
                 deadline = now + self.flush_seconds
