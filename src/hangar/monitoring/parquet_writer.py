@@ -8,10 +8,10 @@ GIL briefly (``marshal.dumps``, a pipe write) cost the loop nothing measurable. 
 process only marshals each batch of rows and writes it down a pipe; the child converts them to
 Arrow, appends a row group to its open Parquet file when told to, and publishes the file at each
 flush (``inference_table.ParquetTarget``), answering each flush with the number of rows it
-published, so ``written`` and ``failed`` stay exact. The batches are
-small (the writer thread hands over what arrived every 10 ms): where the child shares a CPU with
-the event loop, as in a one-core benchmark, its work then comes in slices of a few hundred
-microseconds instead of stalls of milliseconds.
+published, so ``written`` and ``failed`` stay exact. The batches are small (the writer thread
+hands over a few hundred rows at a time, or what has waited 50 ms): where the child shares a CPU
+with the event loop, as in a one-core benchmark, its work then comes in slices of about a
+millisecond instead of stalls of many.
 
 The child ignores SIGINT and SIGTERM (a process-group signal must not kill it before the server
 drains) and exits at the end of its input, writing what it still holds: a server killed outright
