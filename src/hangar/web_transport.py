@@ -136,17 +136,23 @@ class Exchange:
         protocol = self.protocol
         transport = protocol.transport
         if not self.disconnected and not transport.is_closing():
-            out = [STATUS_LINE[status]]
-            for name, value in (*protocol.server_state.default_headers, *headers):
-                out += [name, b": ", value, b"\r\n"]
-            out += [b"content-length: ", str(len(payload)).encode(), b"\r\n"]
-            if not self.keep_alive:
-                out.append(b"connection: close\r\n")
-            out += [b"\r\n", payload]
-            transport.write(b"".join(out))
+            transport.write(_response(protocol.server_state.default_headers, status, headers, payload, self.keep_alive))
             if not self.keep_alive:
                 transport.close()
         protocol.on_response_complete()
+
+
+def _response(default_headers, status: int, headers, payload: bytes, keep_alive: bool) -> bytes:
+    """A whole HTTP/1.1 response: uvicorn's default headers, ``headers``, content-length and, when the
+    connection ends after it, ``connection: close``."""
+    out = [STATUS_LINE[status]]
+    for name, value in (*default_headers, *headers):
+        out += [name, b": ", value, b"\r\n"]
+    out += [b"content-length: ", str(len(payload)).encode(), b"\r\n"]
+    if not keep_alive:
+        out.append(b"connection: close\r\n")
+    out += [b"\r\n", payload]
+    return b"".join(out)
 
 
 class LaneHttpToolsProtocol(CoalescingHttpToolsProtocol):
@@ -236,10 +242,5 @@ class LaneHttpToolsProtocol(CoalescingHttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """Malformed HTTP: a JSON error like every other, then the connection is closed."""
-        out = [STATUS_LINE[400]]
-        for name, value in self.server_state.default_headers:
-            out += [name, b": ", value, b"\r\n"]
-        out += [b"content-type: application/json\r\ncontent-length: ", str(len(_BAD_REQUEST)).encode(),
-                b"\r\nconnection: close\r\n\r\n", _BAD_REQUEST]
-        self.transport.write(b"".join(out))
+        self.transport.write(_response(self.server_state.default_headers, 400, _JSON_HEADERS, _BAD_REQUEST, False))
         self.transport.close()
