@@ -190,15 +190,17 @@ class ServingApp:
             if answer is None:
                 batcher.submit(inv, started, waiter)
                 return
-            batcher.depart()
         except Exception as exc:  # a bad body, a full queue: answered as the ASGI path answers them
             batcher.depart()
             waiter.set_exception(exc)
             return
-        if isinstance(answer, BaseException):
-            waiter.set_exception(answer)
-        else:
-            waiter.set_result(answer)
+        try:
+            if isinstance(answer, BaseException):
+                waiter.set_exception(answer)
+            else:
+                waiter.set_result(answer)
+        finally:
+            batcher.ran_now(inv)
 
 
 class _LaneWaiter:
@@ -220,14 +222,16 @@ class _LaneWaiter:
         self._end(*self.app.failure(exc))
 
     def _end(self, status: int, headers: list, body: bytes) -> None:
+        """Send first, then count: the bookkeeping overlaps the client reading the answer, and the
+        latency observed runs to the end of the response, as on the ASGI path."""
         finish, self.finish = self.finish, None
-        metrics = self.app.metrics
-        metrics.in_flight_count -= 1
-        metrics.observe("/invocations", "POST", status, time.perf_counter() - self.start)
         try:
             finish(status, headers, body)
         except Exception:  # the batcher goes on answering the rest of the batch
             log.exception("Answering POST /invocations failed")
+        metrics = self.app.metrics
+        metrics.in_flight_count -= 1
+        metrics.observe("/invocations", "POST", status, time.perf_counter() - self.start)
 
 
 read_body = read_limited_body

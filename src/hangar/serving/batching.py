@@ -211,7 +211,7 @@ class Batcher:
         when nothing could share its batch or must go first: nothing queued, running, arriving or
         expected, the model quick (as for an inline call) and the caller sure that no other request
         is coming in the same turn (its connection is the only one). Else None: ``submit`` it. The
-        caller has arrived (``arrive``) and departs after an answer."""
+        caller has arrived (``arrive``); once it has sent an answer it calls ``ran_now``."""
         if (self._queue or self._running or self._arriving > 1 or self._expected or self._quick < INLINE_QUICK_IN_A_ROW
                 or self._slow_rate >= INLINE_SLOW_RATE):
             return None
@@ -219,9 +219,14 @@ class Batcher:
         if isinstance(answers, Exception):
             log.error("Scoring a request failed", exc_info=answers)
             return ModelExecutionError(f"{type(answers).__name__}: {answers}")
+        return answers[0]
+
+    def ran_now(self, inv: Invocation) -> None:
+        """The request ``run_now`` answered has had its answer sent: it departs, and its batch of
+        one is counted (after the send, so that the client is not kept waiting for the metrics)."""
+        self.depart()
         if self._on_batch is not None:
             self._on_batch(1, inv.rows)
-        return answers[0]
 
     def _score_here(self, invs: list[Invocation]):
         """Score on the event loop's thread, timed, with no running loop visible to the model (as in a
@@ -353,8 +358,7 @@ class Batcher:
         except BaseException as exc:  # the scorer itself broke: fail the whole batch
             log.error("Scoring a batch failed", exc_info=exc)
             answers = [ModelExecutionError(f"{type(exc).__name__}: {exc}") for _ in batch]
-        if self._on_batch is not None:
-            self._on_batch(len(batch), sum(item.inv.rows for item in batch))
+        rows = sum(item.inv.rows for item in batch)
         for item, answer in zip(batch, answers):
             self._held -= 1
             item.inv = None
@@ -364,6 +368,8 @@ class Batcher:
                 item.future.set_exception(answer)
             else:
                 item.future.set_result(answer)
+        if self._on_batch is not None:  # counted once the answers are on their way
+            self._on_batch(len(batch), rows)
         deadlines = self._deadlines
         while deadlines and deadlines[0].inv is None:
             deadlines.popleft()
