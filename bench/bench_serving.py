@@ -20,6 +20,9 @@ the un-annotated "dataframe" variant), each started fresh and pinned to one core
 Load: ``taskset -c 0 wrk -t1 -c{C} -d{D}s --latency -s bench/wrk_post.lua URL/invocations``,
 one 1-row ``dataframe_split`` body per request, for each concurrency C (1, 8, 64) after an
 unmeasured warm-up. Every server's answer to that body is checked first (``[5]``).
+``--variant list`` serves the type-hinted variant instead (``predict(model_input: list[str])``,
+bodies ``{"inputs": ["hello"]}``): no DataFrame on either side, which shows what the DataFrame
+costs each server. The issue's targets are judged on the dataframe variant only.
 Serve-to-ready: spawn -> first 200 from ``/ready`` (``/ping`` for MLflow), median of
 ``--ready-spawns`` fresh spawns per server, round-robin.
 
@@ -53,11 +56,21 @@ from bench_startup import BenchError, child_env, git_state, lib_version
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 DEFAULT_MLFLOW_VENV = BENCH_DIR / ".venv-mlflow"
-DEFAULT_OUT = BENCH_DIR / "out" / "serving.json"
+DEFAULT_OUT = {"dataframe": BENCH_DIR / "out" / "serving.json", "list": BENCH_DIR / "out" / "serving-list.json"}
 LUA_SCRIPT = BENCH_DIR / "wrk_post.lua"
 REFERENCE_SCRIPT = BENCH_DIR / "serving_reference.py"
 
 BODY = '{"dataframe_split": {"columns": ["text"], "data": [["hello"]]}}'
+# The model variants (trivial_models.py): the request body, each library's class, the input example.
+VARIANTS = {
+    "dataframe": {"body": BODY, "describe": "1-row dataframe_split",
+                  "classes": {"hangar": "HangarLenModel", "mlflow": "MlflowLenModel"},
+                  "example": 'pd.DataFrame({"text": ["abc"]})'},
+    "list": {"body": '{"inputs": ["hello"]}', "describe": "type-hinted list[str] model, 1-item inputs",
+             "classes": {"hangar": "HangarListLenModel", "mlflow": "MlflowListLenModel"},
+             "example": '["abc"]'},
+}
+BODY_ENV = "BENCH_SERVING_BODY"  # wrk_post.lua posts this body when set
 EXPECTED_PREDICTIONS = [5]
 
 SERVERS = ("reference", "hangar", "mlflow")
@@ -76,17 +89,16 @@ REQUIREMENT_FIGURES = {
     "mlflow_serve_to_ready": "~6-10 s",
 }
 
-# Saves the trivial model (dataframe variant) with a one-column DataFrame example, so both
-# packages carry the same signature (one required string column "text").
+# Saves a trivial model with its variant's input example, so both packages carry the same
+# signature (the dataframe variant: one required string column "text").
 SAVE_CODE = """\
 import sys, json
 import pandas as pd
 import trivial_models
 import {mod}.pyfunc as pf
-pf.save_model(sys.argv[1], python_model=trivial_models.{cls}(), input_example=pd.DataFrame({{"text": ["abc"]}}))
+pf.save_model(sys.argv[1], python_model=trivial_models.{cls}(), input_example={example})
 print(json.dumps({{"saved": sys.argv[1]}}))
 """
-MODEL_CLASS = {"hangar": "HangarLenModel", "mlflow": "MlflowLenModel"}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -237,11 +249,11 @@ def parse_wrk(out: str) -> dict:
     return res
 
 
-def run_wrk(port: int, conns: int, duration: float, cpu: str, timeout_arg: str) -> dict:
+def run_wrk(port: int, conns: int, duration: float, cpu: str, timeout_arg: str, body: str = BODY) -> dict:
     argv = ["taskset", "-c", cpu, "wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--timeout", timeout_arg,
             "--latency", "-s", str(LUA_SCRIPT), f"http://127.0.0.1:{port}/invocations"]
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=duration + 60)
+                          timeout=duration + 60, env={**os.environ, BODY_ENV: body})
     if proc.returncode != 0:
         raise BenchError(f"wrk failed (exit {proc.returncode}): {' '.join(argv)}\n{proc.stderr[-2000:]}")
     res = parse_wrk(proc.stdout)
@@ -296,11 +308,13 @@ def hangar_pythonpath(args) -> str:
     return os.pathsep.join([str(p) for p in (getattr(args, "hangar_src", None), BENCH_DIR) if p])
 
 
-def save_model(lib: str, python: Path, path: Path, cwd: Path, timeout: float, pythonpath=BENCH_DIR) -> None:
+def save_model(lib: str, python: Path, path: Path, cwd: Path, timeout: float, pythonpath=BENCH_DIR,
+               variant: str = "dataframe") -> None:
     # A script file, not `python -c`: PySpark (in the MLflow venv for the batch benchmark) exits a
     # `-c` process quietly when MLflow probes for Spark DataFrames during save_model.
     script = path.parent / f"save_{lib}_model.py"
-    script.write_text(SAVE_CODE.format(mod=lib, cls=MODEL_CLASS[lib]))
+    spec = VARIANTS[variant]
+    script.write_text(SAVE_CODE.format(mod=lib, cls=spec["classes"][lib], example=spec["example"]))
     proc = subprocess.run([str(python), str(script), str(path)], env=child_env(pythonpath), cwd=cwd,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
     if proc.returncode != 0 or not (path / "MLmodel").is_file():
@@ -336,8 +350,9 @@ def build_servers(args, work: Path, cwd: Path, result: dict) -> dict[str, Server
             print(f"SKIP hangar: {msg}", file=sys.stderr)
         else:
             pkg = work / "hangar-len-model"
-            print(f"saving trivial hangar pyfunc (HangarLenModel) -> {pkg}", file=sys.stderr)
-            save_model("hangar", hangar_py, pkg, cwd, args.timeout, hangar_pythonpath(args))
+            print(f"saving trivial hangar pyfunc ({VARIANTS[args.variant]['classes']['hangar']}) -> {pkg}",
+                  file=sys.stderr)
+            save_model("hangar", hangar_py, pkg, cwd, args.timeout, hangar_pythonpath(args), args.variant)
             has_workers = "--workers" in help_text
             has_host = "--host" in help_text
             result["hangar_serve"].update(workers_option=has_workers, host_option=has_host)
@@ -360,8 +375,8 @@ def build_servers(args, work: Path, cwd: Path, result: dict) -> dict[str, Server
 
     if "mlflow" in args.servers:
         pkg = work / "mlflow-len-model"
-        print(f"saving trivial mlflow pyfunc (MlflowLenModel) -> {pkg}", file=sys.stderr)
-        save_model("mlflow", args.mlflow_venv / "bin" / "python", pkg, cwd, args.timeout)
+        print(f"saving trivial mlflow pyfunc ({VARIANTS[args.variant]['classes']['mlflow']}) -> {pkg}", file=sys.stderr)
+        save_model("mlflow", args.mlflow_venv / "bin" / "python", pkg, cwd, args.timeout, BENCH_DIR, args.variant)
         servers["mlflow"] = Server(
             "mlflow",
             lambda port, w, pkg=pkg: [str(mlflow_bin), "models", "serve", "-m", str(pkg), "--env-manager", "local",
@@ -375,8 +390,8 @@ def build_servers(args, work: Path, cwd: Path, result: dict) -> dict[str, Server
 # --------------------------------------------------------------------------- phases
 
 
-def check_answer(server: Server, port: int) -> dict:
-    status, body = http_request(port, "POST", "/invocations", BODY, timeout=30)
+def check_answer(server: Server, port: int, request: str = BODY) -> dict:
+    status, body = http_request(port, "POST", "/invocations", request, timeout=30)
     try:
         payload = json.loads(body)
     except ValueError:
@@ -385,7 +400,7 @@ def check_answer(server: Server, port: int) -> dict:
     if isinstance(preds, list) and preds and isinstance(preds[0], dict):  # e.g. [{"0": 5}]
         preds = [next(iter(p.values())) for p in preds]
     if status != 200 or preds != EXPECTED_PREDICTIONS:
-        raise BenchError(f"{server.name} answered {status} {body[:500]!r} to {BODY}; "
+        raise BenchError(f"{server.name} answered {status} {body[:500]!r} to {request}; "
                          f"expected predictions {EXPECTED_PREDICTIONS}")
     return {"status": status, "body": body.decode(errors="replace")[:500]}
 
@@ -405,13 +420,14 @@ def bench_load(args, servers: dict[str, Server], result: dict) -> None:
             entry: dict = {"workers": workers, "log": str(log), "by_concurrency": {}}
             try:
                 entry["ready_s"] = server.wait_ready(proc, port, t0, log, args.ready_timeout, args.poll)
-                entry["answer"] = check_answer(server, port)
+                entry["answer"] = check_answer(server, port, VARIANTS[args.variant]["body"])
                 if args.warmup > 0:
-                    w = run_wrk(port, max(args.concurrency), args.warmup, args.client_cpu, args.wrk_timeout)
+                    w = run_wrk(port, max(args.concurrency), args.warmup, args.client_cpu, args.wrk_timeout,
+                                VARIANTS[args.variant]["body"])
                     entry["warmup"] = {"rps": w["rps"], "error_count": w["error_count"], "requests": w.get("requests")}
                 for c in args.concurrency:
                     print(f"   wrk c={c} {args.duration:g}s ...", end="", file=sys.stderr, flush=True)
-                    r = run_wrk(port, c, args.duration, args.client_cpu, args.wrk_timeout)
+                    r = run_wrk(port, c, args.duration, args.client_cpu, args.wrk_timeout, VARIANTS[args.variant]["body"])
                     print(f" {r['rps']:9.1f} req/s  p50 {r['p50_s'] * 1000:7.2f} ms  "
                           f"p99 {r['p99_s'] * 1000:7.2f} ms  errors {r['error_count']}", file=sys.stderr)
                     entry["by_concurrency"][str(c)] = r
@@ -470,6 +486,8 @@ def bench_ready(args, servers: dict[str, Server], result: dict) -> None:
 def compute_targets(args, result: dict) -> dict:
     load = result.get("load", {})
     tg: dict = {}
+    if args.variant != "dataframe":  # the issue's targets are set on the dataframe variant
+        return tg
 
     def get(name, c, workers=1):
         e = load.get(f"{name}/w{workers}")
@@ -521,7 +539,7 @@ def run_notes(args, result: dict) -> list[str]:
 def print_report(args, result: dict) -> None:
     load = result.get("load", {})
     names = [n for n in SERVERS if any(k.startswith(n + "/") for k in load)]
-    print("\nServing: trivial pyfunc, 1-row dataframe_split, wrk -t1 on CPU "
+    print(f"\nServing: trivial pyfunc, {VARIANTS[args.variant]['describe']}, wrk -t1 on CPU "
           f"{args.client_cpu}, server on CPU {args.server_cpu}, {args.duration:g} s per point")
     for workers in args.workers:
         print(f"\n{workers} worker(s)")
@@ -582,7 +600,8 @@ def print_report(args, result: dict) -> None:
     tg = result.get("targets", {})
     print("\nTargets (1 worker):")
     if not tg:
-        print("  none measured (Hangar not served in this run)")
+        print("  none judged: the issue's targets are set on the dataframe variant" if args.variant != "dataframe"
+              else "  none measured (Hangar not served in this run)")
     for k, v in tg.items():
         print(f"  {k:<34} {v['ratio']:7.2f}x  {'PASS' if v['pass'] else 'MISS'}")
     for k, v in result.get("skipped", {}).items():
@@ -622,12 +641,18 @@ def parse_args(argv=None):
     p.add_argument("--hangar-serve-arg", action="append",
                    help="extra argument for `hangar serve` (repeatable, e.g. --hangar-serve-arg=--foo)")
     p.add_argument("--timeout", type=float, default=300, help="seconds allowed for saving a model")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--variant", choices=sorted(VARIANTS), default="dataframe",
+                   help="the trivial model's variant (default dataframe, the issue's measure; list: type-hinted, "
+                        "no DataFrame on either side, targets not judged)")
+    p.add_argument("--out", type=Path, default=None, help="JSON output (default bench/out/serving.json, "
+                                                          "serving-list.json for --variant list)")
     p.add_argument("--keep", action="store_true", help="keep the temporary models and server logs")
     p.add_argument("--check", action="store_true", help="exit 1 if a measured target is missed")
     args = p.parse_args(argv)
     if args.duration <= 0 or min(args.concurrency) < 1 or min(args.workers) < 1:
         p.error("--duration, --concurrency and --workers must be positive")
+    if args.out is None:
+        args.out = DEFAULT_OUT[args.variant]
     return args
 
 
@@ -654,7 +679,8 @@ def main(argv=None) -> int:
                  "loadavg_before": list(os.getloadavg()), **facts},
         "git": git_state(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "body": BODY,
+        "body": VARIANTS[args.variant]["body"],
+        "variant": args.variant,
         "versions": {
             "hangar": lib_version(hangar_py, "hangar", cwd),
             "hangar_venv": {"uvicorn": lib_version(hangar_py, "uvicorn", cwd),

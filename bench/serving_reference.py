@@ -5,7 +5,8 @@ It does what any server of the trivial model must do per request, and nothing mo
 body, ``json.loads`` it, take the ``dataframe_split`` rows and answer
 ``{"predictions": [len(row[0]) for each row]}`` (the trivial model returns the length of
 each input string, so ``{"dataframe_split": {"columns": ["text"], "data": [["hello"]]}}``
-gives ``{"predictions": [5]}``, as MLflow and Hangar answer for the same body).
+gives ``{"predictions": [5]}``, as MLflow and Hangar answer for the same body). For
+``bench_serving.py --variant list`` it answers ``{"inputs": ["hello"]}`` the same way.
 
 Run it with the Hangar venv's interpreter (bench_serving.py does)::
 
@@ -34,8 +35,10 @@ from starlette.routing import Route
 async def invocations(request: Request) -> Response:
     try:
         payload = json.loads(await request.body())
-        rows = payload["dataframe_split"]["data"]
-        preds = [len(row[0]) for row in rows]
+        if "inputs" in payload:  # bench_serving.py --variant list
+            preds = [len(text) for text in payload["inputs"]]
+        else:
+            preds = [len(row[0]) for row in payload["dataframe_split"]["data"]]
     except (ValueError, KeyError, TypeError, IndexError) as e:
         return JSONResponse({"error_code": "BAD_REQUEST", "message": str(e)}, status_code=400)
     return Response(json.dumps({"predictions": preds}), media_type="application/json")

@@ -1,8 +1,9 @@
--- wrk script for bench_serving.py: POST one 1-row dataframe_split body as JSON, and print
--- the exact figures as one JSON line (prefixed WRKJSON) after wrk's own report.
--- The body must stay the same as BODY in bench_serving.py (the script checks it).
+-- wrk script for bench_serving.py: POST one JSON body (by default a 1-row dataframe_split;
+-- BENCH_SERVING_BODY, when set, replaces it), and print the exact figures as one JSON line
+-- (prefixed WRKJSON) after wrk's own report.
+-- The default body must stay the same as BODY in bench_serving.py (the script checks it).
 wrk.method = "POST"
-wrk.body = '{"dataframe_split": {"columns": ["text"], "data": [["hello"]]}}'
+wrk.body = os.getenv("BENCH_SERVING_BODY") or '{"dataframe_split": {"columns": ["text"], "data": [["hello"]]}}'
 wrk.headers["Content-Type"] = "application/json"
 
 -- No response() callback: wrk would then call into Lua for every response, which costs the
