@@ -12,7 +12,12 @@ privilege and audits a denial, exactly as for its own routes.
 Decisions are cached per token for ``ttl_s`` seconds (default 5): a request then costs one
 SHA-256 and a dict lookup, not a database query or a call to the server (and an allowed caller's
 request can take the serving lane, ``allowed_now``). A revoked token or a
-removed grant takes effect within that time. A token that fails to authenticate is remembered
+removed grant takes effect within that time. A token is decided once at a time: requests that
+come while its decision is being made wait for that one (else an expiry under load would send
+one lookup per waiting request, 64 at once at 64 connections). And an allowed caller who is
+still calling has the decision renewed in the background once it is ``REFRESH_AT`` of its
+lifetime old, so its requests never wait for a lookup; the renewal is a decision like any other,
+so a revocation still takes effect within ``ttl_s``. A token that fails to authenticate is remembered
 as bad for the same time, and after ``failure_limit`` bad tokens in a minute a client address
 gets 429 (so guessing costs neither the store nor the server more lookups, and through a server
 a guesser cannot use up the failed-authentication allowance of the serving host's address).
@@ -22,13 +27,18 @@ the audit log; unauthenticated ones (401) are not, so a flood of guessed tokens 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 
 from hangar.errors import PermissionDeniedError, TooManyRequestsError, UnauthenticatedError
 
 _MAX_CACHED = 10_000
+REFRESH_AT = 0.8  # of a decision's lifetime: an allowed caller's decision is renewed from then on
+
+log = logging.getLogger("hangar.serving")
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,7 @@ class ServingAuthorizer:
         self._clock = clock
         self._decide_with = decider or StoreDecider(engine, securable_type, securable, privilege)
         self._cache: dict[str, Decision] = {}
+        self._pending: dict[str, asyncio.Future] = {}  # the decision being made, per token hash
         self.failures = FailedAuthLimiter(failure_limit, 60.0, clock=clock)
 
     @classmethod
@@ -120,18 +131,20 @@ class ServingAuthorizer:
             raise UnauthenticatedError(GENERIC_401)
         key = hashlib.sha256(token.encode()).hexdigest()
         decision = self._cache.get(key)
-        if decision is None or decision.expires <= self._clock():
+        now = self._clock()
+        if decision is None or decision.expires <= now:
             wait = self.failures.retry_after(client)
             if wait is not None:
                 raise TooManyRequestsError(f"Too many failed authentications from this address; retry in {wait} s",
                                            wait)
-            decision = await anyio.to_thread.run_sync(self._decide, token, request_id)
+            decision, shared = await self._decision(key, token, request_id)
+            if shared and decision.caller is not None and not decision.allowed:
+                # a denial is decided (and audited) afresh for every request
+                decision = await anyio.to_thread.run_sync(self._decide, token, request_id)
             if decision.caller is None:
                 self.failures.failed(client)
-            if decision.allowed or decision.caller is None:  # a denial is decided (and audited) afresh every time
-                if len(self._cache) >= _MAX_CACHED:
-                    self._cache.clear()
-                self._cache[key] = decision
+        elif decision.allowed:
+            self._refresh_if_due(key, token, decision, now)
         if decision.caller is None:
             raise UnauthenticatedError(GENERIC_401)
         if not decision.allowed:
@@ -149,12 +162,68 @@ class ServingAuthorizer:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return None
-        decision = self._cache.get(hashlib.sha256(token.encode()).hexdigest())
-        if decision is None or not decision.allowed or decision.expires <= self._clock():
+        key = hashlib.sha256(token.encode()).hexdigest()
+        decision = self._cache.get(key)
+        now = self._clock()
+        if decision is None or not decision.allowed or decision.expires <= now:
             return None
+        self._refresh_if_due(key, token, decision, now)
         return decision.caller
+
+    def _decision(self, key: str, token: str, request_id: str | None):
+        """An awaitable of ``(decision, shared)``: the decision being made for this token, or a new
+        one (made in a worker thread and cached); ``shared`` when another request started it."""
+        pending = self._pending.get(key)
+        shared = pending is not None
+        if pending is None:
+            pending = self._start(key, token, request_id)
+
+        async def wait():  # shielded: a caller that leaves does not cancel the others' decision
+            return await asyncio.shield(pending), shared
+
+        return wait()
+
+    def _start(self, key: str, token: str, request_id: str | None) -> asyncio.Future:
+        import anyio
+
+        async def decide() -> Decision:
+            decision = await anyio.to_thread.run_sync(self._decide, token, request_id)
+            if decision.allowed or decision.caller is None:
+                if len(self._cache) >= _MAX_CACHED:
+                    self._cache.clear()
+                self._cache[key] = decision
+            else:  # refused now: nothing cached lets it in any longer
+                self._cache.pop(key, None)
+            return decision
+
+        future = asyncio.ensure_future(decide())
+        self._pending[key] = future
+
+        def done(_):
+            if self._pending.get(key) is future:
+                del self._pending[key]
+
+        future.add_done_callback(done)
+        return future
+
+    def _refresh_if_due(self, key: str, token: str, decision: Decision, now: float) -> None:
+        """Renew an allowed caller's decision in the background once it is ``REFRESH_AT`` of its
+        lifetime old (one renewal at a time; a failed one is logged and the decision expires)."""
+        if key in self._pending or decision.expires - now > self.ttl_s * (1 - REFRESH_AT):
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # (called outside the event loop: the decision simply expires)
+            return
+        future = self._start(key, token, None)
+        future.add_done_callback(_log_failed_renewal)
 
     def _decide(self, token: str, request_id: str | None) -> Decision:
         expires = self._clock() + self.ttl_s
         caller, allowed = self._decide_with(token, request_id)
         return Decision(caller, allowed, expires)
+
+
+def _log_failed_renewal(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("Renewing a caller's authorization failed: %s", future.exception())
