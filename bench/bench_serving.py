@@ -71,6 +71,28 @@ VARIANTS = {
              "example": '["abc"]'},
 }
 BODY_ENV = "BENCH_SERVING_BODY"  # wrk_post.lua posts this body when set
+AUTH_ENV = "BENCH_SERVING_AUTHORIZATION"  # ... and sends this Authorization header when set
+AUTH_MODEL = "main.default.bench_len"
+
+# --auth: registers the saved package in an embedded store (HANGAR_HOME), aliases it @champion,
+# and makes a principal with the privileges a caller needs (USE_CATALOG, USE_SCHEMA, EXECUTE) and
+# a token; prints the token.
+AUTH_SETUP_CODE = """\
+import sys, json
+import hangar
+from hangar.governance import grants, principals, tokens
+package, name = sys.argv[1], sys.argv[2]
+client = hangar.Client(actor="bench")
+version = client.register_model(package, name)
+client.set_alias(name, "champion", version.version)
+engine = client.store.engine
+principals.create(engine, "bench-caller", actor="bench")
+for kind, securable, privilege in [("catalog", name.split(".")[0], "USE_CATALOG"),
+                                   ("schema", name.rsplit(".", 1)[0], "USE_SCHEMA"),
+                                   ("registered_model", name, "EXECUTE")]:
+    grants.grant(engine, kind, securable, "bench-caller", privilege, actor="bench")
+print(json.dumps({"token": tokens.create(engine, "bench-caller", actor="bench").token}))
+"""
 EXPECTED_PREDICTIONS = [5]
 
 SERVERS = ("reference", "hangar", "mlflow")
@@ -111,10 +133,12 @@ def free_port() -> int:
 
 
 def http_request(port: int, method: str, path: str, body: str | None = None,
-                 timeout: float = 2.0) -> tuple[int, bytes]:
+                 timeout: float = 2.0, authorization: str | None = None) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         headers = {"Content-Type": "application/json"} if body is not None else {}
+        if authorization:
+            headers["Authorization"] = authorization
         conn.request(method, path, body=body, headers=headers)
         resp = conn.getresponse()
         return resp.status, resp.read()
@@ -142,6 +166,7 @@ class Server:
         self.name, self.argv_for, self.env, self.cwd, self.log_dir, self.cpu = (
             name, argv_for, env, cwd, log_dir, cpu)
         self.ready_path = READY_PATH[name]
+        self.authorization: str | None = None  # the Authorization header its callers send (--auth)
         self._n = 0
 
     def spawn(self, workers: int) -> tuple[subprocess.Popen, int, float, Path]:
@@ -249,11 +274,13 @@ def parse_wrk(out: str) -> dict:
     return res
 
 
-def run_wrk(port: int, conns: int, duration: float, cpu: str, timeout_arg: str, body: str = BODY) -> dict:
+def run_wrk(port: int, conns: int, duration: float, cpu: str, timeout_arg: str, body: str = BODY,
+            authorization: str | None = None) -> dict:
     argv = ["taskset", "-c", cpu, "wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--timeout", timeout_arg,
             "--latency", "-s", str(LUA_SCRIPT), f"http://127.0.0.1:{port}/invocations"]
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=duration + 60, env={**os.environ, BODY_ENV: body})
+                          timeout=duration + 60,
+                          env={**os.environ, BODY_ENV: body, **({AUTH_ENV: authorization} if authorization else {})})
     if proc.returncode != 0:
         raise BenchError(f"wrk failed (exit {proc.returncode}): {' '.join(argv)}\n{proc.stderr[-2000:]}")
     res = parse_wrk(proc.stdout)
@@ -321,6 +348,18 @@ def save_model(lib: str, python: Path, path: Path, cwd: Path, timeout: float, py
         raise BenchError(f"saving the {lib} trivial model failed:\n{proc.stderr[-3000:]}")
 
 
+def auth_setup(python: Path, package: Path, env: dict, cwd: Path, timeout: float) -> str:
+    """``--auth``: the package registered in the embedded store under ``env``'s HANGAR_HOME, and
+    the ``Authorization`` header of a caller allowed to call it."""
+    script = package.parent / "auth_setup.py"
+    script.write_text(AUTH_SETUP_CODE)
+    proc = subprocess.run([str(python), str(script), str(package), AUTH_MODEL], env=env, cwd=cwd,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise BenchError(f"registering the model and making a caller's token failed:\n{proc.stderr[-3000:]}")
+    return "Bearer " + json.loads(proc.stdout.strip().splitlines()[-1])["token"]
+
+
 def build_servers(args, work: Path, cwd: Path, result: dict) -> dict[str, Server]:
     hangar_py = args.hangar_venv / "bin" / "python"
     hangar_bin = args.hangar_venv / "bin" / "hangar"
@@ -353,13 +392,19 @@ def build_servers(args, work: Path, cwd: Path, result: dict) -> dict[str, Server
             print(f"saving trivial hangar pyfunc ({VARIANTS[args.variant]['classes']['hangar']}) -> {pkg}",
                   file=sys.stderr)
             save_model("hangar", hangar_py, pkg, cwd, args.timeout, hangar_pythonpath(args), args.variant)
+            hangar_env = env_with_path(args.hangar_venv, hangar_pythonpath(args))
+            model_ref, authorization = str(pkg), None
+            if args.auth:
+                hangar_env["HANGAR_HOME"] = str(work / "hangar-home")
+                authorization = auth_setup(hangar_py, pkg, hangar_env, cwd, args.timeout)
+                model_ref = f"models:/{AUTH_MODEL}@champion"
             has_workers = "--workers" in help_text
             has_host = "--host" in help_text
             result["hangar_serve"].update(workers_option=has_workers, host_option=has_host)
             extra = list(args.hangar_serve_arg or [])
 
-            def hangar_argv(port, w, pkg=pkg, has_workers=has_workers, has_host=has_host, extra=extra):
-                argv = [str(hangar_bin), "serve", str(pkg), "--port", str(port)]
+            def hangar_argv(port, w, model_ref=model_ref, has_workers=has_workers, has_host=has_host, extra=extra):
+                argv = [str(hangar_bin), "serve", model_ref, "--port", str(port)] + (["--auth"] if args.auth else [])
                 if not args.no_inference_table:  # as a user runs it: every request recorded
                     argv += ["--inference-table", str(work / f"inference-table-{port}-w{w}")]
                 if has_host:
@@ -370,8 +415,8 @@ def build_servers(args, work: Path, cwd: Path, result: dict) -> dict[str, Server
                     raise BenchError("`hangar serve` has no --workers option")
                 return argv + extra
 
-            servers["hangar"] = Server("hangar", hangar_argv, env_with_path(args.hangar_venv, hangar_pythonpath(args)),
-                                       cwd, logs, args.server_cpu)
+            servers["hangar"] = Server("hangar", hangar_argv, hangar_env, cwd, logs, args.server_cpu)
+            servers["hangar"].authorization = authorization
 
     if "mlflow" in args.servers:
         pkg = work / "mlflow-len-model"
@@ -391,7 +436,7 @@ def build_servers(args, work: Path, cwd: Path, result: dict) -> dict[str, Server
 
 
 def check_answer(server: Server, port: int, request: str = BODY) -> dict:
-    status, body = http_request(port, "POST", "/invocations", request, timeout=30)
+    status, body = http_request(port, "POST", "/invocations", request, timeout=30, authorization=server.authorization)
     try:
         payload = json.loads(body)
     except ValueError:
@@ -423,11 +468,12 @@ def bench_load(args, servers: dict[str, Server], result: dict) -> None:
                 entry["answer"] = check_answer(server, port, VARIANTS[args.variant]["body"])
                 if args.warmup > 0:
                     w = run_wrk(port, max(args.concurrency), args.warmup, args.client_cpu, args.wrk_timeout,
-                                VARIANTS[args.variant]["body"])
+                                VARIANTS[args.variant]["body"], server.authorization)
                     entry["warmup"] = {"rps": w["rps"], "error_count": w["error_count"], "requests": w.get("requests")}
                 for c in args.concurrency:
                     print(f"   wrk c={c} {args.duration:g}s ...", end="", file=sys.stderr, flush=True)
-                    r = run_wrk(port, c, args.duration, args.client_cpu, args.wrk_timeout, VARIANTS[args.variant]["body"])
+                    r = run_wrk(port, c, args.duration, args.client_cpu, args.wrk_timeout, VARIANTS[args.variant]["body"],
+                                server.authorization)
                     print(f" {r['rps']:9.1f} req/s  p50 {r['p50_s'] * 1000:7.2f} ms  "
                           f"p99 {r['p99_s'] * 1000:7.2f} ms  errors {r['error_count']}", file=sys.stderr)
                     entry["by_concurrency"][str(c)] = r
@@ -486,7 +532,7 @@ def bench_ready(args, servers: dict[str, Server], result: dict) -> None:
 def compute_targets(args, result: dict) -> dict:
     load = result.get("load", {})
     tg: dict = {}
-    if args.variant != "dataframe":  # the issue's targets are set on the dataframe variant
+    if args.variant != "dataframe" or args.auth:  # the issue's targets: the dataframe variant, no auth
         return tg
 
     def get(name, c, workers=1):
@@ -541,6 +587,9 @@ def print_report(args, result: dict) -> None:
     names = [n for n in SERVERS if any(k.startswith(n + "/") for k in load)]
     print(f"\nServing: trivial pyfunc, {VARIANTS[args.variant]['describe']}, wrk -t1 on CPU "
           f"{args.client_cpu}, server on CPU {args.server_cpu}, {args.duration:g} s per point")
+    if args.auth:
+        print(f"Hangar: models:/{AUTH_MODEL}@champion --auth, every request with a caller's bearer token "
+              "(the reference and MLflow check none)")
     for workers in args.workers:
         print(f"\n{workers} worker(s)")
         head = f"{'c':>4}  " + "  ".join(f"{n + ' req/s':>17} {'p50':>9} {'p99':>9}" for n in names)
@@ -600,8 +649,8 @@ def print_report(args, result: dict) -> None:
     tg = result.get("targets", {})
     print("\nTargets (1 worker):")
     if not tg:
-        print("  none judged: the issue's targets are set on the dataframe variant" if args.variant != "dataframe"
-              else "  none measured (Hangar not served in this run)")
+        print("  none judged: the issue's targets are set on the dataframe variant, without auth"
+              if args.variant != "dataframe" or args.auth else "  none measured (Hangar not served in this run)")
     for k, v in tg.items():
         print(f"  {k:<34} {v['ratio']:7.2f}x  {'PASS' if v['pass'] else 'MISS'}")
     for k, v in result.get("skipped", {}).items():
@@ -644,6 +693,9 @@ def parse_args(argv=None):
     p.add_argument("--variant", choices=sorted(VARIANTS), default="dataframe",
                    help="the trivial model's variant (default dataframe, the issue's measure; list: type-hinted, "
                         "no DataFrame on either side, targets not judged)")
+    p.add_argument("--auth", action="store_true",
+                   help="serve Hangar as a user exposing it would: models:/...@champion --auth from an embedded "
+                        "store, every request carrying a caller's bearer token (targets not judged)")
     p.add_argument("--out", type=Path, default=None, help="JSON output (default bench/out/serving.json, "
                                                           "serving-list.json for --variant list)")
     p.add_argument("--keep", action="store_true", help="keep the temporary models and server logs")
@@ -652,7 +704,8 @@ def parse_args(argv=None):
     if args.duration <= 0 or min(args.concurrency) < 1 or min(args.workers) < 1:
         p.error("--duration, --concurrency and --workers must be positive")
     if args.out is None:
-        args.out = DEFAULT_OUT[args.variant]
+        args.out = DEFAULT_OUT[args.variant].with_name(DEFAULT_OUT[args.variant].stem + ("-auth" if args.auth else "")
+                                                         + ".json")
     return args
 
 

@@ -5,6 +5,10 @@
 wrk.method = "POST"
 wrk.body = os.getenv("BENCH_SERVING_BODY") or '{"dataframe_split": {"columns": ["text"], "data": [["hello"]]}}'
 wrk.headers["Content-Type"] = "application/json"
+-- BENCH_SERVING_AUTHORIZATION, when set, is sent as the Authorization header (bench_serving.py --auth)
+if os.getenv("BENCH_SERVING_AUTHORIZATION") then
+  wrk.headers["Authorization"] = os.getenv("BENCH_SERVING_AUTHORIZATION")
+end
 
 -- No response() callback: wrk would then call into Lua for every response, which costs the
 -- load generator time. Non-2xx/3xx answers still show up in summary.errors.status.
