@@ -183,3 +183,63 @@ def test_requests_that_arrive_together_share_a_batch_even_when_the_model_is_quic
     batcher.close()
     assert answers == [b"ok"] * 8
     assert sizes == [8]
+
+
+class _RowScorer:
+    """Records (thread, rows) of every call; sleeps ``per_row`` seconds for each row after the first."""
+
+    def __init__(self, per_row=0.0):
+        self.per_row = per_row
+        self.calls: list[tuple[str, int]] = []
+
+    def __call__(self, invs):
+        rows = sum(inv.rows for inv in invs)
+        self.calls.append((threading.current_thread().name, rows))
+        if self.per_row:
+            time.sleep(self.per_row * (rows - 1))
+        return [b"ok" for _ in invs]
+
+
+async def _together(batcher: Batcher, n: int) -> list:
+    """``n`` one-row requests read in one loop turn, as from ``n`` sockets at once."""
+    futures = []
+    for _ in range(n):
+        started = batcher.arrive()
+        futures.append(batcher.submit(_inv(), started))
+    return await asyncio.gather(*futures)
+
+
+def test_a_quick_models_batches_run_on_the_event_loop_once_a_batch_of_their_size_proved_quick():
+    scorer = _RowScorer()
+    batcher = Batcher(scorer, inline_max_s=0.05)
+
+    async def main():
+        await _one_by_one(batcher, 400)  # proven quick on one row
+        scorer.calls.clear()
+        for _ in range(3):
+            assert await _together(batcher, 8) == [b"ok"] * 8
+        return threading.current_thread().name
+
+    loop_thread = asyncio.run(main())
+    batcher.close()
+    assert [rows for _, rows in scorer.calls] == [8, 8, 8]
+    first, *rest = [thread for thread, _ in scorer.calls]
+    assert first.startswith("hangar-model")  # 8 rows: more than twice the largest call known quick
+    assert rest == [loop_thread, loop_thread]  # the thread's call proved a batch of 8 quick
+
+
+def test_a_batch_too_big_to_be_quick_never_runs_on_the_event_loop():
+    scorer = _RowScorer(per_row=0.004)  # one row: no wait; eight rows: 28 ms, past the 20 ms limit
+    batcher = Batcher(scorer, inline_max_s=0.02)
+
+    async def main():
+        await _one_by_one(batcher, 400)
+        assert scorer.calls[-1][0] == threading.current_thread().name  # single rows run inline
+        scorer.calls.clear()
+        for _ in range(4):
+            assert await _together(batcher, 8) == [b"ok"] * 8
+
+    asyncio.run(main())
+    batcher.close()
+    assert [rows for _, rows in scorer.calls] == [8] * 4
+    assert all(thread.startswith("hangar-model") for thread, _ in scorer.calls)

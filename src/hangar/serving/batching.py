@@ -23,16 +23,17 @@ batch cannot be stopped: it finishes and its answer is dropped).
 With batching off (``max_batch_size`` 1) the same queue runs requests one by one on
 ``concurrency`` threads, keeping the back-pressure and the deadlines.
 
-Quick calls run inline. At low load a request has nothing to wait for, and the hop to a model
-thread and back (two thread switches, a wake-up of the event loop) costs more than a quick model's
-whole call. So when the dispatch (one loop turn after a request is queued, so requests that came in
-together still share a batch) finds that one request alone, nothing running or arriving, the
-model's last calls shorter than ``inline_max`` (1 ms by default) and hardly any of its recent calls
-longer (under 2 % in a moving average over ≈ 64 calls), the call runs on the event loop itself.
-A slow call sends the next
-ones to the thread again; a model that is slow more than now and then never runs inline (a moving
-average, not "the last call", so a call stretched by the machine's own noise costs nothing
-lasting). Inline calls see no running event loop (as in a model thread), so a model that calls
+Quick calls run inline. The hop to a model thread and back (two thread switches, a wake-up of the
+event loop) costs more than a quick model's whole call, and more still where the thread competes
+for a CPU with other workers. So when the dispatch (one loop turn after a request is queued, so
+requests that came in together still share a batch) finds nothing running or arriving, the
+model's last calls shorter than ``inline_max`` (1 ms by default), hardly any of its recent calls
+longer (under 2 % in a moving average over ≈ 64 calls), and a batch of at most twice the rows of
+the largest call known to be quick (``_quick_rows``: a batch's cost grows with its rows, so an
+inline batch may outgrow the bound at most twofold before it is known), the call runs on the event
+loop itself. A slow call sends the next ones to the thread again and halves the rows known to be
+quick; a model that is slow more than now and then never runs inline (a moving average, not "the
+last call", so a call stretched by the machine's own noise costs nothing lasting). Inline calls see no running event loop (as in a model thread), so a model that calls
 ``asyncio.run`` works either way.
 """
 
@@ -154,6 +155,7 @@ class Batcher:
         self._executor: ThreadPoolExecutor | None = None
         self._quick = 0  # model calls in a row shorter than inline_max
         self._slow_rate = 1.0  # moving share of calls longer than inline_max; starts "all slow"
+        self._quick_rows = 1  # the rows of the largest quick call (since the last slow one)
 
     @property
     def depth(self) -> int:
@@ -201,10 +203,13 @@ class Batcher:
         return item.future
 
     def _inline_now(self) -> bool:
-        """One request waits, nothing else is queued, running, arriving or expected, and the model
-        has been quick."""
-        return (len(self._queue) == 1 and not self._running and not self._arriving and not self._expected
+        """Nothing is running, arriving or expected, and the model has been quick (the batch's rows
+        are checked once it is taken: ``_fits_inline``)."""
+        return (not self._running and not self._arriving and not self._expected
                 and self._quick >= INLINE_QUICK_IN_A_ROW and self._slow_rate < INLINE_SLOW_RATE)
+
+    def _fits_inline(self, rows: int) -> bool:
+        return rows <= 2 * self._quick_rows
 
     def run_now(self, inv: Invocation):
         """The answer (a body or a HangarError) to ``inv`` computed right now, in the caller's thread,
@@ -213,7 +218,7 @@ class Batcher:
         is coming in the same turn (its connection is the only one). Else None: ``submit`` it. The
         caller has arrived (``arrive``); once it has sent an answer it calls ``ran_now``."""
         if (self._queue or self._running or self._arriving > 1 or self._expected or self._quick < INLINE_QUICK_IN_A_ROW
-                or self._slow_rate >= INLINE_SLOW_RATE):
+                or self._slow_rate >= INLINE_SLOW_RATE or not self._fits_inline(inv.rows)):
             return None
         answers = self._score_here([inv])
         if isinstance(answers, Exception):
@@ -240,7 +245,7 @@ class Batcher:
                 answers = self._score(invs)
             except Exception as exc:
                 answers = exc
-            self._timed(start)
+            self._timed(start, invs)
         finally:
             asyncio._set_running_loop(running)
         return answers
@@ -255,22 +260,27 @@ class Batcher:
         self._running += 1
         self._finished(batch, done)
 
-    def _timed(self, start: tuple) -> None:
-        """Count one model call, begun at ``start`` (``_clock()``), as quick or slow (from either
-        thread: a lost update only nudges a moving average)."""
+    def _timed(self, start: tuple, invs: list[Invocation]) -> None:
+        """Count one model call on ``invs``, begun at ``start`` (``_clock()``), as quick or slow (from
+        either thread: a lost update only nudges a moving average)."""
+        rows = sum(inv.rows for inv in invs)
         if not _slow(start, self.inline_max_s):
             self._quick += 1
             self._slow_rate -= self._slow_rate * _SLOW_ALPHA
+            if rows > self._quick_rows:
+                self._quick_rows = rows
         else:
             self._quick = 0
             self._slow_rate += (1.0 - self._slow_rate) * _SLOW_ALPHA
+            if rows > 1:  # (a slow single row says nothing of how many rows are too many)
+                self._quick_rows = max(1, min(self._quick_rows, rows // 2))
 
     def _score_timed(self, invs: list[Invocation]):
         start = _clock()
         try:
             return self._score(invs)
         finally:
-            self._timed(start)
+            self._timed(start, invs)
 
     def close(self) -> None:
         """Let the model thread(s) finish what they run, then end (a replaced model's queue)."""
@@ -308,7 +318,7 @@ class Batcher:
             batch = self._take()
             if not batch:
                 return
-            if inline:
+            if inline and self._fits_inline(sum(item.inv.rows for item in batch)):
                 self._run_inline(batch)
                 continue
             self._running += 1
