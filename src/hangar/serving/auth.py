@@ -202,6 +202,8 @@ class ServingAuthorizer:
         def done(_):
             if self._pending.get(key) is future:
                 del self._pending[key]
+            if not future.cancelled():
+                future.exception()  # retrieved: a failure is answered to the requests that wait, if any
 
         future.add_done_callback(done)
         return future

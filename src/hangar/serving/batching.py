@@ -33,8 +33,9 @@ the largest call known to be quick (``_quick_rows``: a batch's cost grows with i
 inline batch may outgrow the bound at most twofold before it is known), the call runs on the event
 loop itself. A slow call sends the next ones to the thread again and halves the rows known to be
 quick; a model that is slow more than now and then never runs inline (a moving average, not "the
-last call", so a call stretched by the machine's own noise costs nothing lasting). Inline calls see no running event loop (as in a model thread), so a model that calls
-``asyncio.run`` works either way.
+last call", so a call stretched by the machine's own noise costs nothing lasting). Inline calls
+see no running event loop (as in a model thread), so a model that calls ``asyncio.run`` works
+either way.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ class Batcher:
         self._executor: ThreadPoolExecutor | None = None
         self._quick = 0  # model calls in a row shorter than inline_max
         self._slow_rate = 1.0  # moving share of calls longer than inline_max; starts "all slow"
-        self._quick_rows = 1  # the rows of the largest quick call (since the last slow one)
+        self._quick_rows = 1  # the rows of the largest call known to be quick (a slow batch halves it)
 
     @property
     def depth(self) -> int:
