@@ -106,39 +106,29 @@ def test_an_active_caller_is_renewed_in_the_background_and_never_waits():
     asyncio.run(main())
 
 
-def test_a_revocation_found_by_a_renewal_takes_effect_at_once():
+@pytest.mark.parametrize("revoked, error, calls", [
+    ("grant", PermissionDeniedError, ["r0", None, "r1"]),  # a denial is decided (and audited) per request
+    ("token", UnauthenticatedError, ["r0", None]),  # a bad token is remembered: no lookup for r1
+])
+def test_a_revocation_found_by_a_renewal_takes_effect_at_once(revoked, error, calls):
     decider, clock = Decider(), Clock()
     auth = _authorizer(decider, clock)
 
     async def main():
         assert await auth.authorize(_headers(), "r0") == "alice"
-        decider.allowed = False  # the grant is revoked
+        if revoked == "grant":
+            decider.allowed = False
+        else:
+            decider.caller = None
         clock.now += TTL * REFRESH_AT + 0.1
         assert auth.allowed_now("Bearer tok") == "alice"  # the old decision, until the renewal says otherwise
         await asyncio.sleep(0.05)
         assert auth.allowed_now("Bearer tok") is None
-        with pytest.raises(PermissionDeniedError):
+        with pytest.raises(error):
             await auth.authorize(_headers(), "r1")
 
     asyncio.run(main())
-    assert decider.calls == ["r0", None, "r1"]
-
-
-def test_a_token_revoked_meanwhile_is_unauthenticated_after_the_renewal():
-    decider, clock = Decider(), Clock()
-    auth = _authorizer(decider, clock)
-
-    async def main():
-        assert await auth.authorize(_headers(), "r0") == "alice"
-        decider.caller = None  # the token was revoked
-        clock.now += TTL * REFRESH_AT + 0.1
-        auth.allowed_now("Bearer tok")
-        await asyncio.sleep(0.05)
-        with pytest.raises(UnauthenticatedError):
-            await auth.authorize(_headers(), "r1")
-
-    asyncio.run(main())
-    assert decider.calls == ["r0", None]  # the bad token is remembered: no lookup for r1
+    assert decider.calls == calls
 
 
 def test_a_failed_renewal_lets_the_decision_expire_and_the_next_request_decides(caplog):
