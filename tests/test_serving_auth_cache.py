@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from hangar.errors import PermissionDeniedError, UnauthenticatedError
+from hangar.errors import PermissionDeniedError, StoreUnavailableError, UnauthenticatedError
 from hangar.serving.auth import REFRESH_AT, ServingAuthorizer
 
 TTL = 5.0
@@ -143,8 +143,9 @@ def test_a_failed_renewal_lets_the_decision_expire_and_the_next_request_decides(
         await asyncio.sleep(0.05)
         clock.now += TTL
         assert auth.allowed_now("Bearer tok") is None
-        with pytest.raises(ConnectionError):
+        with pytest.raises(StoreUnavailableError) as refused:  # 503: retry, not a 500
             await auth.authorize(_headers(), "r1")
+        assert refused.value.http_status == 503 and "Retry" in refused.value.message
         decider.fail = False
         assert await auth.authorize(_headers(), "r2") == "alice"
 

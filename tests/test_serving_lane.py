@@ -344,3 +344,33 @@ def test_a_caller_with_a_fresh_allowed_decision_takes_the_lane_and_the_rest_are_
         "after its first request the allowed caller takes the lane"
     rows = {r["request_id"]: r for r in pq.read_table(tmp_path / "table").to_pylist()}
     assert rows["a-1"]["caller"] == "alice" and rows["a-7"]["status_code"] == 429 and rows["a-7"]["caller"] == "alice"
+
+
+def test_an_authorization_check_that_cannot_be_made_is_a_503_and_the_next_one_succeeds(slow_pkg, caplog):
+    from hangar.serving.auth import ServingAuthorizer
+    from hangar.serving.endpoint_config import parse_endpoint_config
+    from hangar.serving.endpoint_runtime import EndpointRuntime
+
+    down = [True]
+
+    def decide(token, request_id):
+        if down[0]:
+            raise ConnectionError("connection refused [parameters: ('digest-of-the-token',)]\nmore detail")
+        return "alice", True
+
+    config = parse_endpoint_config({"served_entities": [{"model": str(slow_pkg)}]})
+    app = EndpointRuntime("guarded", config, record_lineage=False).build()
+    app.authorizer = ServingAuthorizer(None, "endpoint", "guarded", "QUERY", decider=decide)
+    try:
+        with caplog.at_level("ERROR", logger="hangar.serving"), running(app) as url, _connect(url) as sock:
+            sock.sendall(_post("abc", b"Authorization: Bearer sekrit\r\n"))
+            refused = _read(sock, 1)[0]
+            down[0] = False  # the store is back
+            sock.sendall(_post("abc", b"Authorization: Bearer sekrit\r\n"))
+            served = _read(sock, 1)[0]
+    finally:
+        app.close()
+    assert refused.startswith(b"HTTP/1.1 503") and b'"error_code":"STORE_UNAVAILABLE"' in refused.replace(b" ", b"")
+    assert served.startswith(b"HTTP/1.1 200")
+    assert "Checking a caller's authorization failed: ConnectionError: connection refused" in caplog.text
+    assert "sekrit" not in caplog.text and "more detail" not in caplog.text

@@ -33,7 +33,13 @@ import logging
 import time
 from dataclasses import dataclass
 
-from hangar.errors import PermissionDeniedError, TooManyRequestsError, UnauthenticatedError
+from hangar.errors import (
+    HangarError,
+    PermissionDeniedError,
+    StoreUnavailableError,
+    TooManyRequestsError,
+    UnauthenticatedError,
+)
 
 _MAX_CACHED = 10_000
 REFRESH_AT = 0.8  # of a decision's lifetime: an allowed caller's decision is renewed from then on
@@ -221,8 +227,21 @@ class ServingAuthorizer:
         future.add_done_callback(_log_failed_renewal)
 
     def _decide(self, token: str, request_id: str | None) -> Decision:
+        """The decision for ``token``; StoreUnavailableError (503) when whoever decides did not answer
+        (a database that is down, a server that cannot be reached), so that the caller is told to
+        retry rather than given a 500."""
         expires = self._clock() + self.ttl_s
-        caller, allowed = self._decide_with(token, request_id)
+        try:
+            caller, allowed = self._decide_with(token, request_id)
+        except HangarError:
+            raise
+        except Exception as exc:  # (logged by type and first line: a driver's message may carry its SQL)
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            log.error("Checking a caller's authorization failed: %s: %s", type(exc).__name__, first)
+            raise StoreUnavailableError(
+                "The caller's authorization could not be checked: the metadata store (or Hangar server) that "
+                "decides it did not answer. Retry shortly."
+            ) from exc
         return Decision(caller, allowed, expires)
 
 
