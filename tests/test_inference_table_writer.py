@@ -112,17 +112,20 @@ def test_the_in_process_target_takes_the_same_rows(tmp_path):
 
 def test_a_busy_table_writes_row_groups_into_one_file_per_flush_interval(tmp_path):
     table = InferenceTable(ParquetProcessTarget(str(tmp_path / "inf")), flush_rows=100, flush_seconds=60)
+    target = table.target
     for i in range(1000):
         _record(table, i)
-        if i % 100 == 99:
-            time.sleep(0.03)  # the writer thread takes what arrived every 10 ms
+        if i % 100 == 99:  # each hundred staged (after _STAGE_WAIT_S) and made a row group before the next
+            deadline = time.monotonic() + 10
+            while (target.staged, target.ungrouped) != (i + 1, 0) and time.monotonic() < deadline:
+                time.sleep(0.005)
     deadline = time.monotonic() + 10
     while not list((tmp_path / "inf").glob(".*.tmp")) and time.monotonic() < deadline:
         time.sleep(0.01)  # the row groups go into an open, hidden file...
     assert not list((tmp_path / "inf").glob("*.parquet")), "...and nothing is published before the interval"
     table.close()
     (path,) = (tmp_path / "inf").glob("*.parquet")
-    assert pq.ParquetFile(path).metadata.num_row_groups >= 5 and pq.ParquetFile(path).metadata.num_rows == 1000
+    assert pq.ParquetFile(path).metadata.num_row_groups == 10 and pq.ParquetFile(path).metadata.num_rows == 1000
     assert table.written == 1000 and table.failed_writes == 0 and not list((tmp_path / "inf").glob(".*"))
 
 
