@@ -48,6 +48,14 @@ def _headers(token: str = "tok") -> dict:
     return {"authorization": f"Bearer {token}"}
 
 
+async def _settled(auth, timeout: float = 10.0) -> None:
+    """Until no decision is being made (a renewal has been cached, or has failed and been logged)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while auth._pending:
+        assert asyncio.get_running_loop().time() < deadline, "a decision never finished"
+        await asyncio.sleep(0.005)
+
+
 def test_concurrent_requests_share_one_decision_when_the_cached_one_has_expired():
     decider, clock = Decider(), Clock()
     auth = _authorizer(decider, clock)
@@ -90,7 +98,7 @@ def test_an_active_caller_is_renewed_in_the_background_and_never_waits():
         assert await auth.authorize(_headers(), "r0") == "alice"
         clock.now += TTL * REFRESH_AT - 0.1  # not yet due
         assert auth.allowed_now("Bearer tok") == "alice"
-        await asyncio.sleep(0.05)
+        assert not auth._pending
         assert decider.calls == ["r0"]
         clock.now += 0.2  # due: the lane still answers from the cache and starts one renewal
         decider.release.clear()
@@ -98,7 +106,7 @@ def test_an_active_caller_is_renewed_in_the_background_and_never_waits():
         assert auth.allowed_now("Bearer tok") == "alice"
         assert await auth.authorize(_headers(), "r1") == "alice"  # no wait, no second renewal
         decider.release.set()
-        await asyncio.sleep(0.05)
+        await _settled(auth)
         assert decider.calls == ["r0", None]
         clock.now += TTL * (1 - REFRESH_AT) + 0.5  # past the first decision's expiry, within the renewal's
         assert auth.allowed_now("Bearer tok") == "alice"
@@ -122,7 +130,7 @@ def test_a_revocation_found_by_a_renewal_takes_effect_at_once(revoked, error, ca
             decider.caller = None
         clock.now += TTL * REFRESH_AT + 0.1
         assert auth.allowed_now("Bearer tok") == "alice"  # the old decision, until the renewal says otherwise
-        await asyncio.sleep(0.05)
+        await _settled(auth)
         assert auth.allowed_now("Bearer tok") is None
         with pytest.raises(error):
             await auth.authorize(_headers(), "r1")
@@ -140,7 +148,7 @@ def test_a_failed_renewal_lets_the_decision_expire_and_the_next_request_decides(
         decider.fail = True
         clock.now += TTL * REFRESH_AT + 0.1
         assert auth.allowed_now("Bearer tok") == "alice"
-        await asyncio.sleep(0.05)
+        await _settled(auth)
         clock.now += TTL
         assert auth.allowed_now("Bearer tok") is None
         with pytest.raises(StoreUnavailableError) as refused:  # 503: retry, not a 500
