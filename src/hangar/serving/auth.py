@@ -176,18 +176,15 @@ class ServingAuthorizer:
         self._refresh_if_due(key, token, decision, now)
         return decision.caller
 
-    def _decision(self, key: str, token: str, request_id: str | None):
-        """An awaitable of ``(decision, shared)``: the decision being made for this token, or a new
-        one (made in a worker thread and cached); ``shared`` when another request started it."""
+    async def _decision(self, key: str, token: str, request_id: str | None) -> tuple[Decision, bool]:
+        """``(decision, shared)``: the decision being made for this token, or a new one (made in a
+        worker thread and cached); ``shared`` when another request started it. Shielded: a caller
+        that leaves does not cancel the decision the others wait for."""
         pending = self._pending.get(key)
         shared = pending is not None
         if pending is None:
             pending = self._start(key, token, request_id)
-
-        async def wait():  # shielded: a caller that leaves does not cancel the others' decision
-            return await asyncio.shield(pending), shared
-
-        return wait()
+        return await asyncio.shield(pending), shared
 
     def _start(self, key: str, token: str, request_id: str | None) -> asyncio.Future:
         import anyio
@@ -236,7 +233,8 @@ class ServingAuthorizer:
         except HangarError:
             raise
         except Exception as exc:  # (logged by type and first line: a driver's message may carry its SQL)
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            text = str(exc).strip()
+            first = text.splitlines()[0][:200] if text else ""
             log.error("Checking a caller's authorization failed: %s: %s", type(exc).__name__, first)
             raise StoreUnavailableError(
                 "The caller's authorization could not be checked: the metadata store (or Hangar server) that "
